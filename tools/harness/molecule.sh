@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# molecule with this project's environment: base images built or reused,
+# project-local collections, a private ANSIBLE_HOME (Molecule installs the
+# collection under test there on every run, so no stale copy shadows the
+# checkout), and the controller's extra CA bundle offered to the containers.
+# Runs inside engine.sh (DOCKER_HOST set).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+: "${DOCKER_HOST:?run through tools/harness/engine.sh}"
+eval "$(tools/harness/images.sh)"
+# The checkout itself is flaskfleet.stack (a symlink made by `make deps`).
+export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
+export ANSIBLE_HOME=$root/.cache/ansible-home
+# Extra CA certificates for networks that intercept HTTPS (pip in the
+# containers needs them). Default: the controller's local CA directory.
+export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
+[ -t 1 ] || export NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+exec "$root/.venv/bin/molecule" "$@"
