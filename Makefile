@@ -69,14 +69,14 @@ sanity: tree  ## ansible-test sanity on the newest and the oldest supported ansi
 
 unit: tree  ## unit tests (filter plugins on both ansible-core lines, demo app)
 	cd $(TREE) && PYTHONPATH=$(CACHE)/tree $(VENV_OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
-	cd $(TREE) && PYTHONPATH=$(CACHE)/tree $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit demo/app/tests
+	cd $(TREE) && PYTHONPATH=$(CACHE)/tree:$(TREE)/demo/app/src $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit demo/app/tests
 
 molecule: deps  ## one Molecule scenario: make molecule SCENARIO=default
 	tools/harness/engine.sh run tools/harness/molecule.sh test -s $(SCENARIO)
 
 test: lint  ## everything: lint, sanity, unit tests and every Molecule scenario (ends with pytest's summary)
 	cd $(TREE) && PYTHONPATH=$(CACHE)/tree $(VENV_OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
-	PYTHONPATH=$(CACHE)/tree tools/harness/engine.sh run $(VENV)/bin/python -m pytest -p no:cacheprovider -s -v \
+	PYTHONPATH=$(CACHE)/tree:$(ROOT)/demo/app/src tools/harness/engine.sh run $(VENV)/bin/python -m pytest -p no:cacheprovider -s -v \
 	    tests/unit demo/app/tests tests/integration
 
 build: deps  ## build the Galaxy artifact
