@@ -22,7 +22,7 @@ export ANSIBLE_HOME := $(CACHE)/ansible-home
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help deps tree images lint sanity unit molecule test build clean
+.PHONY: help deps tree images lint sanity unit molecule test demo build clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ test: lint  ## everything: lint, sanity, unit tests and every Molecule scenario 
 	cd $(TREE) && PYTHONPATH=$(CACHE)/tree $(VENV_OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 	PYTHONPATH=$(CACHE)/tree:$(ROOT)/demo/app/src tools/harness/engine.sh run $(VENV)/bin/python -m pytest -p no:cacheprovider -s -v \
 	    tests/unit demo/app/tests tests/integration
+
+demo: deps  ## provision the full stack into a local container and print how to reach it
+	tools/harness/engine.sh run tools/harness/demo.sh
 
 build: deps  ## build the Galaxy artifact
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist

@@ -12,6 +12,7 @@ eval "$(tools/harness/images.sh)"
 # The checkout itself is flaskfleet.stack (a symlink made by `make deps`).
 export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
 export ANSIBLE_HOME=$root/.cache/ansible-home
+export PATH=$root/.venv/bin:$PATH
 # Extra CA certificates for networks that intercept HTTPS (pip in the
 # containers needs them). Default: the controller's local CA directory.
 export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}

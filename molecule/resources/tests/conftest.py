@@ -9,11 +9,23 @@ module run. The instance list comes from Molecule's inventory.
 """
 from __future__ import annotations
 
+import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 import testinfra
 import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+# The checkout as the flaskfleet.stack collection (made by `make deps`).
+sys.path.insert(0, str(ROOT / ".cache" / "self"))
+
+SITE_NAME = "app.example.test"
+APP = "app"
+SERVICE = f"gunicorn-{APP}"
 
 
 def _instances():
@@ -28,22 +40,53 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("instance", _instances(), scope="module")
 
 
+def engine_cli():
+    return os.environ.get("FLASKFLEET_ENGINE_CLI", "docker")
+
+
 @pytest.fixture(scope="module")
 def host(instance):
     """A testinfra host for one Molecule instance."""
-    engine = os.environ.get("FLASKFLEET_ENGINE_CLI", "docker")
-    return testinfra.get_host(f"{engine}://{instance}")
+    return testinfra.get_host(f"{engine_cli()}://{instance}")
+
+
+def ansible_run(args, check=True):
+    """Run an ansible CLI (ansible, ansible-playbook) against Molecule's inventory."""
+    env = dict(os.environ, ANSIBLE_INJECT_FACT_VARS="False", ANSIBLE_NOCOLOR="1")
+    cmd = [args[0], "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args[1:]]
+    return subprocess.run(cmd, env=env, check=check, capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def facts(instance):
+    """The instance's ansible_facts, gathered by Ansible's setup module."""
+    out = ansible_run(["ansible", instance, "-m", "ansible.builtin.setup", "-o"]).stdout
+    gathered = json.loads(out.split("=>", 1)[1])["ansible_facts"]
+    # as plays see them in ansible_facts: without the ansible_ prefix
+    return {key.removeprefix("ansible_"): value for key, value in gathered.items()}
+
+
+@pytest.fixture(scope="module")
+def published(instance):
+    """Controller-side 127.0.0.1 ports of the instance's 80 and 443."""
+    ports = {}
+    for port in (80, 443):
+        out = subprocess.run([engine_cli(), "port", instance, f"{port}/tcp"], check=True,
+                             capture_output=True, text=True).stdout.split()[0]
+        ports[port] = int(out.rsplit(":", 1)[1])
+    return ports
 
 
 def unit_cgroup_dir(host, unit, controller="memory"):
     """The kernel's cgroup directory of a unit's main process, v1 or v2."""
     pid = host.check_output(f"systemctl show -P MainPID {unit}")
     assert pid not in ("", "0"), f"{unit} has no main process"
-    for line in host.file(f"/proc/{pid}/cgroup").content_string.splitlines():
+    lines = host.file(f"/proc/{pid}/cgroup").content_string.splitlines()
+    for line in lines:
         _hierarchy, controllers, path = line.split(":", 2)
         if controller in controllers.split(","):
             return f"/sys/fs/cgroup/{controller}{path}"
-    for line in host.file(f"/proc/{pid}/cgroup").content_string.splitlines():
+    for line in lines:
         if line.startswith("0::"):
             return "/sys/fs/cgroup" + line[3:]
     raise AssertionError(f"no {controller} cgroup for {unit}")
@@ -57,3 +100,23 @@ def unit_memory_limit(host, unit):
         if limit.exists:
             return int(limit.content_string.strip())
     raise AssertionError(f"no memory limit file in {cgdir}")
+
+
+def unit_oom_kills(host, unit):
+    """How many processes the kernel OOM-killed in the unit's memory cgroup."""
+    cgdir = unit_cgroup_dir(host, unit)
+    for name in ("memory.oom_control", "memory.events"):
+        stats = host.file(f"{cgdir}/{name}")
+        if stats.exists:
+            for line in stats.content_string.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    raise AssertionError(f"no oom_kill counter in {cgdir}")
+
+
+def curl_in(host, path, *options, scheme="https", name=SITE_NAME):
+    """curl run inside the host against its own nginx, by name."""
+    port = 443 if scheme == "https" else 80
+    opts = " ".join(options)
+    return host.run(f"curl -sS -k --max-time 20 --resolve {name}:{port}:127.0.0.1 {opts} {scheme}://{name}{path}")

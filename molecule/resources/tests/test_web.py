@@ -1,0 +1,168 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The web host, seen from outside: what Flask sees through nginx, TLS, caps, hardening."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_plan
+from conftest import SERVICE, SITE_NAME, curl_in, unit_memory_limit, unit_oom_kills
+
+SPOOFED = "203.0.113.66"
+
+
+def whoami(host, *options):
+    result = curl_in(host, "/whoami", *options)
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_flask_sees_the_real_client_scheme_and_host(host):
+    seen = whoami(host, f"-H 'X-Forwarded-For: {SPOOFED}'", "-H 'X-Forwarded-Proto: http'",
+                  "-H 'X-Forwarded-Host: evil.example'")
+    assert seen["remote_addr"] == "127.0.0.1"
+    assert seen["scheme"] == "https"
+    assert seen["host"] == SITE_NAME
+    assert seen["url_root"] == f"https://{SITE_NAME}/"
+    assert seen["external_url"] == f"https://{SITE_NAME}/whoami"
+    assert seen["debug"] is False
+
+
+def test_from_the_controller_through_the_published_port(instance, published):
+    port = published[443]
+    out = subprocess.run(
+        ["curl", "-sS", "-k", "--max-time", "20", "--resolve", f"{SITE_NAME}:{port}:127.0.0.1",
+         "-H", f"X-Forwarded-For: {SPOOFED}", f"https://{SITE_NAME}:{port}/whoami"],
+        check=True, capture_output=True, text=True).stdout
+    seen = json.loads(out)
+    assert seen["scheme"] == "https"
+    assert seen["host"] == SITE_NAME
+    assert seen["remote_addr"] != SPOOFED
+    assert re.fullmatch(r"[0-9.]+|[0-9a-f:]+", seen["remote_addr"]), seen
+
+
+def test_http_redirects_to_https_with_308(host):
+    result = curl_in(host, "/whoami?x=1", "-o /dev/null", "-w '%{http_code} %{redirect_url}'", scheme="http")
+    assert result.stdout == f"308 https://{SITE_NAME}/whoami?x=1"
+
+
+def test_security_headers(host):
+    headers = curl_in(host, "/healthz", "-D -", "-o /dev/null").stdout.lower()
+    assert re.search(r"^strict-transport-security: max-age=\d{7,}", headers, re.M), headers
+    assert "x-content-type-options: nosniff" in headers
+    assert "x-frame-options:" in headers
+    assert "referrer-policy:" in headers
+    assert not re.search(r"^server: nginx/", headers, re.M), "server_tokens must be off"
+
+
+def _handshake(host, flag, cipher="DEFAULT@SECLEVEL=0"):
+    cipher_opt = f"-cipher '{cipher}'" if flag != "-tls1_3" else ""
+    return host.run(f"openssl s_client -connect 127.0.0.1:443 -servername {SITE_NAME} {flag} {cipher_opt} </dev/null")
+
+
+def test_only_tls_1_2_and_1_3(host):
+    for flag in ("-tls1", "-tls1_1"):
+        assert _handshake(host, flag).rc != 0, f"{flag} handshake must fail"
+    for flag in ("-tls1_2", "-tls1_3"):
+        result = _handshake(host, flag)
+        assert result.rc == 0, result.stderr
+        assert "Cipher is" in result.stdout
+
+
+def test_unknown_host_is_dropped(host):
+    plain = curl_in(host, "/", name="unknown.example", scheme="http")
+    assert plain.rc == 52, plain.stderr  # empty reply: nginx closed the connection (444)
+    tls = curl_in(host, "/", name="unknown.example")
+    assert tls.rc == 35, tls.stderr  # TLS handshake rejected for an unknown name
+
+
+def test_static_files_come_from_nginx(host):
+    result = curl_in(host, "/static/hello.txt", "-D /dev/stderr")
+    assert result.stdout == "flaskfleet static ok\n"
+    assert re.search(r"^cache-control: max-age=\d+", result.stderr.lower(), re.M), result.stderr
+
+
+def _workers(host):
+    master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
+    return host.check_output(f"pgrep -P {master}").split()
+
+
+def test_worker_count_is_the_plan(host, facts):
+    plan = gunicorn_plan(facts, workload="mixed", worker_memory_mb=150)
+    assert len(_workers(host)) == plan["workers"]
+    assert plan["workers"] > 1, "the plan should beat Gunicorn's default of one worker"
+
+
+def test_memory_cap_is_the_plan_and_the_kernel_enforces_it(host, facts):
+    plan = gunicorn_plan(facts, workload="mixed", worker_memory_mb=150)
+    cap = plan["memory_max_mb"] * 1024 * 1024
+    assert int(host.check_output(f"systemctl show -P MemoryMax {SERVICE}")) == cap
+    assert unit_memory_limit(host, SERVICE) == cap
+
+
+def test_leak_past_the_cap_is_oom_killed_and_service_recovers(host, facts):
+    plan = gunicorn_plan(facts, workload="mixed", worker_memory_mb=150)
+    kills_before = unit_oom_kills(host, SERVICE)
+    step = 100
+    for _ in range(2 * plan["memory_max_mb"] // step + 5):
+        result = curl_in(host, f"/leak?mb={step}", "-o /dev/null", "-w '%{http_code}'")
+        if unit_oom_kills(host, SERVICE) > kills_before:
+            break
+    assert unit_oom_kills(host, SERVICE) > kills_before, "the cap never killed anything"
+    for _ in range(60):
+        ok = curl_in(host, "/healthz", "-o /dev/null", "-w '%{http_code}'")
+        if ok.stdout == "200":
+            break
+        time.sleep(0.5)
+    assert ok.stdout == "200", "the service did not serve again on its own"
+    assert host.service(SERVICE).is_running
+    assert len(_workers(host)) == plan["workers"]
+
+
+def test_gunicorn_unit_is_hardened(host):
+    out = host.run(f"systemd-analyze security --no-pager {SERVICE}.service").stdout
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert match, out
+    exposure = float(match.group(1))
+    print(f"systemd-analyze security {SERVICE}: exposure {exposure}")
+    assert exposure <= 2.0
+
+
+def test_nginx_user_cannot_read_the_env_file(host):
+    env_file = host.file("/etc/flaskfleet/app.env")
+    assert env_file.mode == 0o640 and env_file.user == "root" and env_file.group == "app"
+    assert "app" not in host.check_output("id -nG www-data").split()
+    denied = host.run("runuser -u www-data -- cat /etc/flaskfleet/app.env")
+    assert denied.rc != 0 and "Permission denied" in denied.stderr
+    # ... yet nginx reaches the socket, and the app's own user reads the file
+    assert host.run("runuser -u app -- test -r /etc/flaskfleet/app.env").rc == 0
+    assert host.file("/run/gunicorn-app-proxy/gunicorn.sock").is_socket
+
+
+def test_access_log_is_json(host):
+    curl_in(host, "/healthz?probe=jsonlog", "-A 'agent \"with\" quotes'")
+    time.sleep(1)
+    lines = host.check_output(f"journalctl -u {SERVICE} -o cat --no-pager -n 50").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    probe = [r for r in records if r.get("query") == "probe=jsonlog"]
+    assert probe, lines
+    assert probe[-1]["status"] == 200
+    assert probe[-1]["remote_addr"] == "127.0.0.1"
+    assert probe[-1]["user_agent"] == 'agent "with" quotes'
+
+
+def test_sigkill_of_the_master_is_survived(host):
+    master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
+    host.run(f"kill -KILL {master}")
+    for _ in range(60):
+        new_master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
+        ok = curl_in(host, "/healthz", "-o /dev/null", "-w '%{http_code}'")
+        if new_master not in ("0", master) and ok.stdout == "200":
+            break
+        time.sleep(0.5)
+    assert ok.stdout == "200", "not serving again after SIGKILL of the master"
+    assert new_master not in ("0", master)

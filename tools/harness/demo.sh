@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make demo`: provision the web stack into one local systemd container with
+# the real playbook and inventory (demo/inventory.yml), then show a request
+# through nginx and how to reach the host. Runs inside engine.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+: "${DOCKER_HOST:?run through tools/harness/engine.sh (make demo)}"
+name=flaskfleet-demo
+https_port=${FLASKFLEET_DEMO_HTTPS_PORT:-8443}
+http_port=${FLASKFLEET_DEMO_HTTP_PORT:-8080}
+cli=$FLASKFLEET_ENGINE_CLI
+export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
+export ANSIBLE_HOME=$root/.cache/ansible-home
+export PATH=$root/.venv/bin:$PATH
+export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
+export ANSIBLE_INJECT_FACT_VARS=false
+
+FLASKFLEET_SUITES=bookworm eval "$(tools/harness/images.sh)"
+if ! "$cli" container inspect "$name" >/dev/null 2>&1; then
+    "$cli" run -d --name "$name" --hostname "$name" --privileged --cgroupns=host \
+        -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
+        -p "127.0.0.1:$http_port:80" -p "127.0.0.1:$https_port:443" \
+        "$FLASKFLEET_IMAGE_BOOKWORM" >/dev/null
+fi
+"$cli" start "$name" >/dev/null
+"$cli" exec "$name" systemctl is-system-running --wait >/dev/null || true
+"$cli" exec "$name" apt-get update -qq >/dev/null
+ansible-playbook -i demo/inventory.yml playbooks/site.yml
+
+url="https://app.example.test:$https_port"
+echo
+echo "== A request through nginx (HTTPS, self-signed certificate) =="
+curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -H 'X-Forwarded-For: 203.0.113.66' "$url/whoami"
+echo
+cat <<MSG
+
+The demo web host is running in container '$name'.
+  HTTPS: $url/   (add '127.0.0.1 app.example.test' to /etc/hosts, or use
+         curl -k --resolve app.example.test:$https_port:127.0.0.1 $url/whoami)
+  HTTP:  http://127.0.0.1:$http_port/ (308 to HTTPS for app.example.test)
+  Shell: $cli exec -it $name bash    (journalctl -u gunicorn-app, systemctl status nginx)
+  Rerun: make demo (idempotent)      Remove: $cli rm -f $name
+MSG
