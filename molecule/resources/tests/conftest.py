@@ -26,6 +26,11 @@ sys.path.insert(0, str(ROOT / ".cache" / "self"))
 SITE_NAME = "app.example.test"
 APP = "app"
 SERVICE = f"gunicorn-{APP}"
+# The supervision backend the scenario converged with (molecule.yml verifier env).
+SUPERVISOR = os.environ.get("FLASKFLEET_SUPERVISOR", "systemd")
+# Under supervisord, the kernel's hard limit is supervisord's own unit.
+CAPPED_UNIT = SERVICE if SUPERVISOR == "systemd" else "supervisor.service"
+SUPERVISORD_OVERHEAD_MB = 128
 
 
 def _instances():
@@ -77,6 +82,21 @@ def published(instance):
     return ports
 
 
+def main_pid(host, backend=None):
+    """PID of the Gunicorn master under the given (default: the scenario's) backend, '0' if none."""
+    if (backend or SUPERVISOR) == "systemd":
+        return host.check_output(f"systemctl show -P MainPID {SERVICE}")
+    out = host.run(f"supervisorctl pid {SERVICE}").stdout.strip()
+    return out if out.isdigit() else "0"
+
+
+def masters(host):
+    """PIDs of every Gunicorn master process on the host, whoever supervises it."""
+    out = host.run("pgrep -f '^/srv/app/venv/bin/python3 /srv/app/venv/bin/gunicorn'").stdout.split()
+    parents = {pid: host.check_output(f"ps -o ppid= -p {pid}").strip() for pid in out}
+    return sorted(pid for pid, ppid in parents.items() if ppid not in parents)
+
+
 def unit_cgroup_dir(host, unit, controller="memory"):
     """The kernel's cgroup directory of a unit's main process, v1 or v2."""
     pid = host.check_output(f"systemctl show -P MainPID {unit}")
@@ -109,7 +129,7 @@ def unit_oom_kills(host, unit):
         stats = host.file(f"{cgdir}/{name}")
         if stats.exists:
             for line in stats.content_string.splitlines():
-                key, _, value = line.partition(" ")
+                key, _sep, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
     raise AssertionError(f"no oom_kill counter in {cgdir}")
