@@ -32,8 +32,18 @@ RESERVE_MIN_MB = 256  # ... but at least this much ...
 RESERVE_MAX_MB = 2048  # ... and at most this much.
 
 WORKER_CONNECTIONS = 1000
-MAX_REQUESTS = 1000
-MAX_REQUESTS_JITTER = 100
+# Recycling (max_requests) bounds slow leaks. It is scaled with what one
+# worker serves at once, so a worker with many threads or greenlets is not
+# replaced every few seconds under load (a restart costs every request in
+# flight a share of the worker's capacity). gevent: worker_connections is a
+# ceiling; a tenth of it is taken as the typical concurrency.
+REQUESTS_PER_SLOT = 1000
+GEVENT_TYPICAL_SHARE = 10
+JITTER_PERCENT = 10
+# Open files per worker process: every connection (client and upstream)
+# is a descriptor; never below Debian's usual service soft limit x 4.
+NOFILE_PER_CONNECTION = 4
+NOFILE_MIN = 4096
 TIMEOUT = 30
 GRACEFUL_TIMEOUT = 30
 # nginx upstream keepalive_timeout is 60s: gunicorn must keep idle connections
@@ -307,6 +317,9 @@ def _gunicorn(facts, args, options) -> dict:
     workers = sized['count']
     planned = MASTER_MB + workers * worker_mb
     memory_high, memory_max = _caps(planned)
+    slots = {'sync': 1, 'gthread': threads, 'gevent': WORKER_CONNECTIONS // GEVENT_TYPICAL_SHARE}[worker_class]
+    max_requests = REQUESTS_PER_SLOT * slots
+    connections = {'sync': 1, 'gthread': threads, 'gevent': WORKER_CONNECTIONS}[worker_class]
     head = _plural(workers, f'{worker_class} worker') + (f' x {threads} threads' if worker_class == 'gthread' else '')
     return {
         'workers': workers,
@@ -315,8 +328,9 @@ def _gunicorn(facts, args, options) -> dict:
         'class_reason': class_reason,
         'workload': opts['workload'],
         'worker_connections': WORKER_CONNECTIONS,
-        'max_requests': MAX_REQUESTS,
-        'max_requests_jitter': MAX_REQUESTS_JITTER,
+        'max_requests': max_requests,
+        'max_requests_jitter': max_requests * JITTER_PERCENT // 100,
+        'nofile_limit': max(NOFILE_MIN, NOFILE_PER_CONNECTION * connections),
         'timeout': TIMEOUT,
         'graceful_timeout': GRACEFUL_TIMEOUT,
         'keepalive': KEEPALIVE[worker_class],

@@ -32,7 +32,7 @@ STRINGS = {'processor_vcpus': '4', 'processor_nproc': 2, 'memtotal_mb': '8192'}
 
 GUNICORN_KEYS = {
     'workers', 'threads', 'worker_class', 'class_reason', 'workload', 'worker_connections', 'max_requests',
-    'max_requests_jitter', 'timeout', 'graceful_timeout', 'keepalive', 'cpus', 'memory_mb', 'reserved_memory_mb',
+    'max_requests_jitter', 'nofile_limit', 'timeout', 'graceful_timeout', 'keepalive', 'cpus', 'memory_mb', 'reserved_memory_mb',
     'worker_memory_mb', 'cpu_bound', 'memory_bound', 'planned_memory_mb', 'memory_high_mb', 'memory_max_mb', 'bound', 'reason',
 }
 CELERY_KEYS = {
@@ -120,7 +120,11 @@ def test_gunicorn_plan(facts, options, expected):
            plan['planned_memory_mb'], plan['memory_high_mb'], plan['memory_max_mb'])
     assert got == (cpus, memory, reserved, cpu_bound, memory_bound, workers, bound, worker_class, threads, keepalive,
                    planned, high, top)
-    assert (plan['worker_connections'], plan['max_requests'], plan['max_requests_jitter']) == (1000, 1000, 100)
+    assert plan['worker_connections'] == 1000
+    # recycling scales with what one worker serves at once; jitter is 10 %
+    slots = {'sync': 1, 'gthread': threads, 'gevent': 100}[worker_class]
+    assert (plan['max_requests'], plan['max_requests_jitter']) == (1000 * slots, 100 * slots)
+    assert plan['nofile_limit'] >= max(4096, 2 * {'sync': 1, 'gthread': threads, 'gevent': 1000}[worker_class])
     assert (plan['timeout'], plan['graceful_timeout']) == (30, 30)
     assert plan['workload'] == options.get('workload', 'mixed')
     assert plan['reason'].startswith(f'{workers} {worker_class} worker')
@@ -253,3 +257,15 @@ def test_errors(name, facts, options, message):
 def test_positional_argument_rejected(name):
     with pytest.raises(AnsibleFilterError, match=rf'^flaskfleet\.stack\.{name}: takes keyword options only'):
         FILTERS[name](H4, 'io')
+
+
+@pytest.mark.parametrize('options, max_requests, jitter, nofile', [
+    ({'workload': 'cpu'}, 1000, 100, 4096),
+    ({'workload': 'mixed'}, 4000, 400, 4096),
+    ({'workload': 'mixed', 'threads': 16}, 16000, 1600, 4096),
+    ({'workload': 'io'}, 100000, 10000, 4096),
+    ({'worker_class': 'gthread', 'threads': 2000}, 2000000, 200000, 8000),
+])
+def test_gunicorn_recycling_and_open_files_follow_concurrency(options, max_requests, jitter, nofile):
+    plan = GUNICORN(H64, **options)
+    assert (plan['max_requests'], plan['max_requests_jitter'], plan['nofile_limit']) == (max_requests, jitter, nofile)
