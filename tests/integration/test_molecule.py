@@ -3,35 +3,51 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Every Molecule scenario, as one test each, so `make test` ends with one pytest summary.
 
-Runs inside tools/harness/engine.sh (DOCKER_HOST set). Each scenario's full
-output streams to the terminal and to .cache/logs/molecule-<scenario>.log.
+Runs inside tools/harness/engine.sh (DOCKER_HOST set). The scenarios run side
+by side (FLASKFLEET_SCENARIO_JOBS at once, default 2: each spends most of its
+time waiting on package installs and services); each one's full output goes to
+.cache/logs/molecule-<scenario>.log, and its verifier's part is printed when
+its test ends, with the time it took.
 """
 from __future__ import annotations
 
 import os
 import pathlib
 import subprocess
-import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+JOBS = int(os.environ.get("FLASKFLEET_SCENARIO_JOBS", "2"))
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(scenario):
-    if not os.environ.get("DOCKER_HOST"):
-        pytest.fail("run through tools/harness/engine.sh (make test): DOCKER_HOST is not set")
+def _run(scenario):
     logs = ROOT / ".cache" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"molecule-{scenario}.log"
-    with subprocess.Popen(
-        [str(ROOT / "tools" / "harness" / "molecule.sh"), "test", "-s", scenario],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as proc, open(log, "w", encoding="utf-8") as out:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            out.write(line)
-        rc = proc.wait()
+    started = time.monotonic()
+    with open(log, "w", encoding="utf-8") as out:
+        rc = subprocess.run([str(ROOT / "tools" / "harness" / "molecule.sh"), "test", "-s", scenario],
+                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    return rc, time.monotonic() - started, log
+
+
+@pytest.fixture(scope="module")
+def runs():
+    if not os.environ.get("DOCKER_HOST"):
+        pytest.fail("run through tools/harness/engine.sh (make test): DOCKER_HOST is not set")
+    with ThreadPoolExecutor(max_workers=max(1, JOBS)) as pool:
+        yield {scenario: pool.submit(_run, scenario) for scenario in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(runs, scenario):
+    rc, took, log = runs[scenario].result()
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    start = next((i for i, line in enumerate(lines) if "verify" in line and "Running" in line), max(0, len(lines) - 300))
+    print(f"\n===== molecule scenario {scenario}: rc={rc}, {took / 60:.1f} min (log: {log}) =====")
+    print("\n".join(lines[start:] if rc == 0 else lines[-400:]))
     assert rc == 0, f"molecule test -s {scenario} failed (rc={rc}); full log: {log}"

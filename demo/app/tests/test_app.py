@@ -237,3 +237,20 @@ def test_method_not_allowed_is_json(client):
     resp = client.post("/healthz")
     assert resp.status_code == 405
     assert resp.get_json()["status"] == 405
+
+
+def test_env_echo_is_off_by_default(client, monkeypatch):
+    monkeypatch.setenv("FLASKFLEET_DEMO_ECHO_X", "value")
+    assert client.get("/env/FLASKFLEET_DEMO_ECHO_X").status_code == 404
+
+
+@pytest.mark.parametrize("name, status", [("FLASKFLEET_DEMO_ECHO_X", 200), ("PATH", 404), ("FLASKFLEET_DEMO_ECHO_MISSING", 404)])
+def test_env_echo_shows_only_its_own_variables(monkeypatch, name, status):
+    value = "` $( ) \" ' \\ % ; # spaces\nGrüße ✓"
+    monkeypatch.setenv("FLASKFLEET_DEMO_ECHO_X", value)
+    monkeypatch.setenv("FLASKFLEET_DEMO_ENABLE_ENV_ECHO", "1")
+    response = create_app({"TESTING": True}).test_client().get(f"/env/{name}")
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_json()["value"] == value
+        assert bytes.fromhex(response.get_json()["utf8_hex"]) == value.encode()

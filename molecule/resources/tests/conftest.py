@@ -92,7 +92,7 @@ def main_pid(host, backend=None):
 
 def masters(host):
     """PIDs of every Gunicorn master process on the host, whoever supervises it."""
-    out = host.run("pgrep -f '^/srv/app/venv/bin/python3 /srv/app/venv/bin/gunicorn'").stdout.split()
+    out = host.run("pgrep -f '^/srv/app/current/venv/bin/python /srv/app/current/venv/bin/gunicorn'").stdout.split()
     parents = {pid: host.check_output(f"ps -o ppid= -p {pid}").strip() for pid in out}
     return sorted(pid for pid, ppid in parents.items() if ppid not in parents)
 
@@ -133,6 +133,14 @@ def unit_oom_kills(host, unit):
                 if key == "oom_kill":
                     return int(value)
     raise AssertionError(f"no oom_kill counter in {cgdir}")
+
+
+def converge(instance, extra=None, *options):
+    """Rerun the fleet playbook on one instance, with extra variables; returns the process (not checked)."""
+    args = ["ansible-playbook", "molecule/resources/converge.yml", "--limit", instance, *options]
+    if extra:
+        args += ["-e", json.dumps(extra)]
+    return ansible_run(args, check=False)
 
 
 def curl_in(host, path, *options, scheme="https", name=SITE_NAME):

@@ -21,7 +21,10 @@ __all__ = ["create_app", "static_dir", "app", "__version__"]
 # without the FLASK_ prefix).  Value = default.
 SETTINGS = {
     "FLASKFLEET_DEMO_ENABLE_LEAK": False,
+    "FLASKFLEET_DEMO_ENABLE_ENV_ECHO": False,
 }
+# The only variables /env/<name> may show (tests of the deployed environment).
+ENV_ECHO_PREFIX = "FLASKFLEET_DEMO_ECHO_"
 
 _TRUE_STRINGS = frozenset({"1", "true", "yes"})
 
@@ -131,6 +134,9 @@ def create_app(test_config=None):
     def leak_enabled():
         return _truthy(app.config.get("FLASKFLEET_DEMO_ENABLE_LEAK"))
 
+    def env_echo_enabled():
+        return _truthy(app.config.get("FLASKFLEET_DEMO_ENABLE_ENV_ECHO"))
+
     @app.errorhandler(_BadParam)
     def bad_param(exc):
         return jsonify(error=exc.message, status=400), 400
@@ -151,11 +157,15 @@ def create_app(test_config=None):
         }
         if leak_enabled():
             endpoints["/leak?mb=N"] = "leak N MiB per call (default 10, 1..4096)"
+        if env_echo_enabled():
+            endpoints[f"/env/{ENV_ECHO_PREFIX}NAME"] = "the value the app got for an environment variable (tests only)"
         return jsonify(
             name="flaskfleet-demo",
             version=__version__,
             endpoints=endpoints,
             pid=os.getpid(),
+            # set when the app was made by create_app({...}) with this key
+            factory_arg=app.config.get("FLASKFLEET_DEMO_FACTORY_ARG"),
         )
 
     @app.get("/healthz")
@@ -164,11 +174,13 @@ def create_app(test_config=None):
 
     @app.get("/whoami")
     def whoami():
+        # Every header a framework might read as the client's address,
+        # scheme or request id: what the proxy in front let through.
         headers = {
             k: v
             for k, v in request.headers.items()
-            if k.lower().startswith("x-forwarded-")
-            or k.lower() in ("host", "x-real-ip", "forwarded")
+            if k.lower().startswith("x-")
+            or k.lower() in ("host", "forwarded", "front-end-https", "client-ip", "true-client-ip", "cf-connecting-ip")
         }
         return jsonify(
             remote_addr=request.remote_addr,
@@ -196,6 +208,17 @@ def create_app(test_config=None):
         primes = _count_primes(n)
         elapsed_ms = round((time.perf_counter() - start) * 1000.0, 3)
         return jsonify(n=n, primes_below_n=primes, elapsed_ms=elapsed_ms, pid=os.getpid())
+
+    @app.get("/env/<name>")
+    def env_echo(name):
+        # Tests only: proves that settings and secrets reach the app byte for
+        # byte. Off unless FLASKFLEET_DEMO_ENABLE_ENV_ECHO is set, and limited
+        # to variables named for it.
+        if not env_echo_enabled() or not name.startswith(ENV_ECHO_PREFIX):
+            return jsonify(error="Not Found", status=404), 404
+        if name not in os.environ:
+            return jsonify(error="Not Found", status=404, name=name), 404
+        return jsonify(name=name, value=os.environ[name], utf8_hex=os.environ[name].encode("utf-8", "surrogateescape").hex())
 
     @app.get("/leak")
     def leak():

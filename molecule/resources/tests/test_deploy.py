@@ -1,0 +1,123 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Deploys: a new release reloads gracefully wherever Gunicorn runs, never half-applies, and a bad one is switched back.
+
+Runs on the Debian 12 instance of each scenario, in order (each step starts
+from the release the previous one left live). Scenario supervisord moves
+Gunicorn alone (gunicorn_supervisor): the new code must still be served,
+through the supervise role's registry.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+from conftest import ROOT, SUPERVISOR, converge, curl_in, main_pid
+
+STATIC = "src/flaskfleet_demo/static"
+# Not shipped by default (flask_app_source_exclude), whatever the source holds.
+# Deploys after the first touch the app and Gunicorn only (the checks of every role still run).
+APP_ONLY = ("--tags", "flask_app,gunicorn")
+EXCLUDED = (".git/config", ".env", "build/junk.txt", "src/flaskfleet_demo/__pycache__/stale.cpython-311.pyc")
+
+
+@pytest.fixture(scope="module")
+def debian12(instance):
+    if not instance.endswith("debian12"):
+        pytest.skip("deploys run on one platform per scenario")
+    return instance
+
+
+def _source(tmp_path, version, extra_static=None, healthz_status=None):
+    source = tmp_path / f"app-{version}"
+    shutil.copytree(ROOT / "demo" / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    init = source / "src" / "flaskfleet_demo" / "__init__.py"
+    code = init.read_text().replace('__version__ = "1.0.0"', f'__version__ = "{version}"')
+    if healthz_status:
+        code = code.replace('return jsonify(status="ok", pid=os.getpid())',
+                            f'return jsonify(status="broken", pid=os.getpid()), {healthz_status}')
+    init.write_text(code)
+    for name in EXCLUDED:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("must not be shipped\n")
+    if extra_static:
+        (source / STATIC / extra_static).write_text(f"{version}\n")
+    return source
+
+
+def _extra(source):
+    return {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / STATIC)}
+
+
+def _workers(host):
+    return set(host.check_output(f"pgrep -P {main_pid(host)}").split())
+
+
+def _version(host):
+    return json.loads(curl_in(host, "/").stdout)["version"]
+
+
+def _status(host, path):
+    return curl_in(host, path, "-o /dev/null", "-w '%{http_code}'").stdout
+
+
+def _live_release(host):
+    return host.check_output("readlink /srv/app/current")
+
+
+def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_factory):
+    source = _source(tmp_path_factory.mktemp("v2"), "1.0.1+rollout", extra_static="extra.txt")
+    master, workers, before = main_pid(host), _workers(host), _live_release(host)
+    extra = _extra(source)
+    if SUPERVISOR == "systemd":
+        extra["nginx_server_names"] = ["app.example.test", "www.example.test"]
+    proc = converge(debian12, extra)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert _version(host) == "1.0.1+rollout"
+    assert main_pid(host) == master, "the master was restarted, not reloaded"
+    assert not _workers(host) & workers, "old workers still serve"
+    assert _live_release(host) != before
+    assert host.file(before).is_directory, "the previous release is kept for a switch back"
+    for name in EXCLUDED:
+        assert not host.file(f"/srv/app/current/src/{name}").exists, name
+    assert _status(host, "/static/extra.txt") == "200"
+    if SUPERVISOR == "systemd":
+        # the self-signed certificate follows nginx_server_names
+        san = host.check_output("openssl x509 -in /etc/nginx/tls/app.crt -noout -ext subjectAltName")
+        assert "DNS:www.example.test" in san, san
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_failed_run_after_a_code_change_still_serves_the_new_code(debian12, host, tmp_path_factory):
+    source = _source(tmp_path_factory.mktemp("v3"), "1.0.2+after-failure")
+    # gunicorn's config check refuses this after the new release is in place
+    failed = converge(debian12, {**_extra(source), "gunicorn_settings": {"backlog": "not-a-number"}}, *APP_ONLY)
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    assert _version(host) == "1.0.2+after-failure"
+    # removed from the source: no longer downloadable
+    assert _status(host, "/static/extra.txt") == "404"
+    again = converge(debian12, _extra(source), *APP_ONLY)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert _version(host) == "1.0.2+after-failure"
+    registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
+    assert registry["pending"] == {}, registry
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_an_unhealthy_release_is_switched_back(debian12, host, tmp_path_factory):
+    source = _source(tmp_path_factory.mktemp("v4"), "1.0.3+broken", healthz_status=500)
+    before, version = _live_release(host), _version(host)
+    started = time.monotonic()
+    # a short health timeout: the release never answers 200
+    proc = converge(debian12, {**_extra(source), "flask_app_health_timeout": 10}, *APP_ONLY)
+    took = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "did not pass its health check" in output and "switched back to release" in output, output[-3000:]
+    assert _live_release(host) == before
+    assert _version(host) == version
+    assert _status(host, "/healthz") == "200"
+    print(f"unhealthy release refused and switched back; the converge took {took:.0f} s")

@@ -1,0 +1,93 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bad input fails in the preflight, naming the variable, before anything changes. No container needed.
+
+The fleet playbook runs in check mode against the controller itself (a
+connection-local host in flask_web, the Molecule scenarios' settings): the
+preflight play is all that runs there, since check mode stops a host this
+collection never converged right after it (one good case proves that). The
+bad nginx snippet, which only `nginx -t` can refuse, is tested against a
+converged container (molecule/resources/tests/test_bad_input.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(not pathlib.Path("/etc/debian_version").exists(),
+                                reason="the preflight accepts Debian 12/13 hosts only: run on a Debian controller")
+
+CASES = {
+    "wrong type": ({"gunicorn_worker_memory_mb": "lots"}, "gunicorn_worker_memory_mb"),
+    "unknown worker class": ({"gunicorn_worker_class": "eventlet"}, "gunicorn_worker_class"),
+    "zero workers": ({"gunicorn_workers": 0}, "gunicorn_workers"),
+    "negative min workers": ({"gunicorn_min_workers": -2}, "gunicorn_min_workers"),
+    "port out of range": ({"nginx_https_port": 70000}, "nginx_https_port"),
+    "malformed CIDR": ({"nginx_trusted_proxies": ["10.0.0.0/33"]}, "nginx_trusted_proxies"),
+    "certificate without key": ({"nginx_tls_certificate_src": str(ROOT / "LICENSE")}, "nginx_tls_key"),
+    "wsgi not a target": ({"flask_app_wsgi": "flaskfleet_demo:app.wsgi_app"}, "flask_app_wsgi"),
+    "factory with a non-literal argument": ({"flask_app_wsgi": "flaskfleet_demo:create_app(os.environ)"}, "flask_app_wsgi"),
+    "caps below the plan": ({"gunicorn_memory_max_mb": 64}, "gunicorn_memory_max_mb"),
+    "flask debug on": ({"flask_app_env": {"FLASK_DEBUG": "1"}}, "FLASK_DEBUG"),
+    "secret with a NUL": ({"flask_app_secrets": {"TOKEN": "a\u0000b"}}, "flask_app_secrets"),
+    "secret that is a mapping": ({"flask_app_secrets": {"TOKEN": {"a": 1}}}, "flask_app_secrets"),
+    "unknown supervisor": ({"gunicorn_supervisor": "runit"}, "gunicorn_supervisor"),
+    "one release kept": ({"flask_app_keep_releases": 1}, "flask_app_keep_releases"),
+    "stapling without resolvers": ({"nginx_ocsp_stapling": True, "nginx_tls_certificate_path": "/etc/hostname",
+                                    "nginx_tls_key_path": "/etc/hostname"}, "nginx_resolvers"),
+    "no unix sockets": ({"gunicorn_address_families": ["AF_INET"]}, "gunicorn_address_families"),
+}
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:
+        text = handle.read().replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT)).replace("$$", "$")
+    group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]["flask_web"]
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
+    path = tmp_path_factory.mktemp("preflight") / "inventory.yml"
+    path.write_text(yaml.safe_dump({"flask_web": {"hosts": {"controller-preflight": host}, "vars": group_vars}}))
+    return path
+
+
+def _check(inventory, extra):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_INJECT_FACT_VARS="False", ANSIBLE_RETRY_FILES_ENABLED="0")
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--check", "playbooks/site.yml",
+                           "-e", json.dumps(extra)], env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+@pytest.fixture(scope="module")
+def outcomes(inventory):
+    cases = {**{name: extra for name, (extra, _var) in CASES.items()}, "good input": {}}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(cases, pool.map(lambda extra: _check(inventory, extra), cases.values())))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_fails_in_the_preflight_naming_the_variable(outcomes, case):
+    proc = outcomes[case]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert CASES[case][1] in output, output[-3000:]
+    # nothing after the preflight play ran
+    assert "PLAY [Web hosts" not in output, output[-3000:]
+    assert "changed=0" in output, output[-3000:]
+
+
+def test_good_input_passes_and_check_mode_stops_on_a_host_never_converged(outcomes):
+    proc = outcomes["good input"]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "check mode stops here" in output, output[-3000:]
+    assert "TASK [flaskfleet.stack.flask_app" not in output.split("PLAY [Web hosts", 1)[-1], output[-3000:]
