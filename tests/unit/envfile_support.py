@@ -52,5 +52,3 @@ def systemd_parser():
         return pairs
 
     return int(re.search(r'libsystemd-shared-(\d+)', paths[-1]).group(1)), load
-
-
