@@ -47,6 +47,12 @@ CASES = {
     "stapling without resolvers": ({"nginx_ocsp_stapling": True, "nginx_tls_certificate_path": "/etc/hostname",
                                     "nginx_tls_key_path": "/etc/hostname"}, "nginx_resolvers"),
     "no unix sockets": ({"gunicorn_address_families": ["AF_INET"]}, "gunicorn_address_families"),
+    "visibility timeout below the task time limit": ({"celery_visibility_timeout": 30}, "celery_visibility_timeout"),
+    "no Redis password": ({"redis_app_password": ""}, "redis_app_password"),
+    "Celery app not a module path": ({"celery_app": "flaskfleet_demo.tasks:celery()"}, "celery_app"),
+    "cache without an eviction policy": ({"redis_cache_enabled": True, "redis_cache_policy": "lru"}, "redis_cache_policy"),
+    "no host runs beat": ({"celery_beat_host": "elsewhere"}, "celery_beat_host"),
+    "Redis larger than the host": ({"redis_broker_maxmemory_mb": 10_000_000}, "redis_broker_maxmemory_mb"),
 }
 
 
@@ -54,10 +60,16 @@ CASES = {
 def inventory(tmp_path_factory):
     with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:
         text = handle.read().replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT)).replace("$$", "$")
-    group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]["flask_web"]
+    group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
     path = tmp_path_factory.mktemp("preflight") / "inventory.yml"
-    path.write_text(yaml.safe_dump({"flask_web": {"hosts": {"controller-preflight": host}, "vars": group_vars}}))
+    # The controller as a whole single-host fleet: web, worker and Redis.
+    path.write_text(yaml.safe_dump({
+        "all": {"vars": {**group_vars["all"], **group_vars["flask_web"]}},
+        "flask_web": {"hosts": {"controller-preflight": host}},
+        "flask_workers": {"hosts": {"controller-preflight": None}},
+        "redis": {"hosts": {"controller-preflight": None}},
+    }))
     return path
 
 
@@ -81,7 +93,7 @@ def test_bad_input_fails_in_the_preflight_naming_the_variable(outcomes, case):
     assert proc.returncode != 0, output[-3000:]
     assert CASES[case][1] in output, output[-3000:]
     # nothing after the preflight play ran
-    assert "PLAY [Web hosts" not in output, output[-3000:]
+    assert "PLAY [Redis hosts" not in output and "PLAY [App hosts" not in output, output[-3000:]
     assert "changed=0" in output, output[-3000:]
 
 
@@ -90,4 +102,6 @@ def test_good_input_passes_and_check_mode_stops_on_a_host_never_converged(outcom
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "check mode stops here" in output, output[-3000:]
-    assert "TASK [flaskfleet.stack.flask_app" not in output.split("PLAY [Web hosts", 1)[-1], output[-3000:]
+    after_preflight = output.split("PLAY [Redis hosts", 1)[-1]
+    assert "TASK [flaskfleet.stack.redis" not in after_preflight, output[-3000:]
+    assert "TASK [flaskfleet.stack.flask_app" not in after_preflight, output[-3000:]

@@ -33,12 +33,19 @@ echo
 echo "== A request through nginx (HTTPS, self-signed certificate) =="
 curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -H 'X-Forwarded-For: 203.0.113.66' "$url/whoami"
 echo
+echo "== A Celery task through Redis, enqueued over HTTPS =="
+task=$(curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -X POST "$url/tasks/wait?ms=200" \
+       | python3 -c 'import json, sys; print(json.load(sys.stdin)["task_ids"][0])')
+sleep 2
+curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" "$url/tasks/$task"
+echo
 cat <<MSG
 
-The demo web host is running in container '$name'.
+The demo stack (web, Celery worker and beat, Redis) runs in container '$name'.
   HTTPS: $url/   (add '127.0.0.1 app.example.test' to /etc/hosts, or use
          curl -k --resolve app.example.test:$https_port:127.0.0.1 $url/whoami)
   HTTP:  http://127.0.0.1:$http_port/ (308 to HTTPS for app.example.test)
-  Shell: $cli exec -it $name bash    (journalctl -u gunicorn-app, systemctl status nginx)
+  Shell: $cli exec -it $name bash    (journalctl -u gunicorn-app -u celery-app-default, systemctl status nginx)
+  Tasks: curl -k -X POST .../tasks/wait?ms=500, then .../tasks/<id>
   Rerun: make demo (idempotent)      Remove: $cli rm -f $name
 MSG

@@ -254,3 +254,16 @@ def test_env_echo_shows_only_its_own_variables(monkeypatch, name, status):
     if status == 200:
         assert response.get_json()["value"] == value
         assert bytes.fromhex(response.get_json()["utf8_hex"]) == value.encode()
+
+
+def test_task_endpoints_say_when_no_broker_is_configured(client, monkeypatch):
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    resp = client.post("/tasks/wait?ms=10")
+    assert resp.status_code == 503
+    assert "CELERY_BROKER_URL" in resp.get_json()["error"]
+
+
+def test_task_endpoints_check_their_parameters(client, monkeypatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    assert client.post("/tasks/wait?ms=-1").status_code == 400
+    assert client.post("/tasks/wait?ms=10&count=501").status_code == 400

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -33,16 +34,20 @@ CAPPED_UNIT = SERVICE if SUPERVISOR == "systemd" else "supervisor.service"
 SUPERVISORD_OVERHEAD_MB = 128
 
 
-def _instances():
+def group_hosts(group="all"):
+    """The Molecule instances in an inventory group, sorted."""
     path = os.environ["MOLECULE_INVENTORY_FILE"]
     with open(path, encoding="utf-8") as handle:
         inventory = yaml.safe_load(handle)
-    return sorted(inventory["all"]["hosts"])
+    return sorted((inventory.get(group) or {}).get("hosts") or {})
 
 
 def pytest_generate_tests(metafunc):
+    # `instance`: each web host (the tests of the web stack); `any_instance`: every host.
     if "instance" in metafunc.fixturenames:
-        metafunc.parametrize("instance", _instances(), scope="module")
+        metafunc.parametrize("instance", group_hosts("flask_web"), scope="module")
+    if "any_instance" in metafunc.fixturenames:
+        metafunc.parametrize("any_instance", group_hosts(), scope="module")
 
 
 def engine_cli():
@@ -147,4 +152,4 @@ def curl_in(host, path, *options, scheme="https", name=SITE_NAME):
     """curl run inside the host against its own nginx, by name."""
     port = 443 if scheme == "https" else 80
     opts = " ".join(options)
-    return host.run(f"curl -sS -k --max-time 20 --resolve {name}:{port}:127.0.0.1 {opts} {scheme}://{name}{path}")
+    return host.run(f"curl -sS -k --max-time 20 --resolve {name}:{port}:127.0.0.1 {opts} " + shlex.quote(f"{scheme}://{name}{path}"))

@@ -4,6 +4,16 @@
 """The harness itself: systemd is PID 1 and the boot settled."""
 from __future__ import annotations
 
+import pytest
+import testinfra
+from conftest import engine_cli
+
+
+@pytest.fixture(scope="module")
+def host(any_instance):
+    """Every host of the scenario, whatever its groups."""
+    return testinfra.get_host(f"{engine_cli()}://{any_instance}")
+
 
 def test_systemd_is_pid_1_and_running(host):
     assert host.file("/proc/1/comm").content_string.strip() == "systemd"

@@ -30,6 +30,8 @@ _TRUE_STRINGS = frozenset({"1", "true", "yes"})
 
 LIMITS = {
     "io_ms": (50, 0, 10_000),
+    "task_ms": (1000, 0, 600_000),
+    "task_count": (1, 1, 500),
     "cpu_n": (20_000, 1, 5_000_000),
     "leak_mb": (10, 1, 4096),
 }
@@ -94,6 +96,10 @@ def _leak(mb):
     return sum(len(b) for b in _LEAKED) // _MB
 
 
+class _NoBroker(Exception):
+    pass
+
+
 class _BadParam(Exception):
     def __init__(self, message):
         super().__init__(message)
@@ -154,6 +160,9 @@ def create_app(test_config=None):
             "/io?ms=N": "sleep N ms (default 50, 0..10000)",
             "/cpu?n=N": "count primes below N (default 20000, 1..5000000)",
             "/static/hello.txt": "static file",
+            "POST /tasks/wait?ms=N&count=K": "enqueue K Celery tasks that wait N ms (they return the worker's host)",
+            "POST /tasks/burn?n=N&count=K": "enqueue K Celery tasks that count primes below N",
+            "/tasks/<id>": "a task's state and result",
         }
         if leak_enabled():
             endpoints["/leak?mb=N"] = "leak N MiB per call (default 10, 1..4096)"
@@ -219,6 +228,46 @@ def create_app(test_config=None):
         if name not in os.environ:
             return jsonify(error="Not Found", status=404, name=name), 404
         return jsonify(name=name, value=os.environ[name], utf8_hex=os.environ[name].encode("utf-8", "surrogateescape").hex())
+
+    # Celery: enqueue on the fleet's broker, read results back. 503 when the
+    # deployment gave the app no broker (CELERY_BROKER_URL).
+    def _tasks():
+        if not os.environ.get("CELERY_BROKER_URL"):
+            raise _NoBroker()
+        from flaskfleet_demo import tasks  # pylint: disable=import-outside-toplevel
+        return tasks
+
+    @app.errorhandler(_NoBroker)
+    def no_broker(_exc):
+        return jsonify(error="no broker configured (CELERY_BROKER_URL)", status=503), 503
+
+    def _enqueue(task, *args):
+        count = _int_arg("count", "task_count")
+        queue = request.args.get("queue") or None
+        ids = [task.apply_async(args=args, queue=queue).id for _index in range(count)]
+        return jsonify(task_ids=ids, count=count), 202
+
+    @app.post("/tasks/wait")
+    def task_wait():
+        return _enqueue(_tasks().wait, _int_arg("ms", "task_ms"))
+
+    @app.post("/tasks/burn")
+    def task_burn():
+        return _enqueue(_tasks().burn, _int_arg("n", "cpu_n"))
+
+    @app.post("/tasks/leak")
+    def task_leak():
+        if not leak_enabled():
+            return jsonify(error="Not Found", status=404), 404
+        return _enqueue(_tasks().leak, _int_arg("mb", "leak_mb"))
+
+    @app.get("/tasks/<task_id>")
+    def task_result(task_id):
+        tasks = _tasks()
+        result = tasks.celery.AsyncResult(task_id)
+        state = result.state
+        value = result.result if state == "SUCCESS" else (repr(result.result) if result.result is not None else None)
+        return jsonify(task_id=task_id, state=state, result=value)
 
     @app.get("/leak")
     def leak():
