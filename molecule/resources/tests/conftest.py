@@ -67,13 +67,18 @@ def ansible_run(args, check=True):
     return subprocess.run(cmd, env=env, check=check, capture_output=True, text=True, cwd=ROOT)
 
 
-@pytest.fixture(scope="module")
-def facts(instance):
-    """The instance's ansible_facts, gathered by Ansible's setup module."""
+def gather_facts(instance):
+    """An instance's ansible_facts, gathered by Ansible's setup module."""
     out = ansible_run(["ansible", instance, "-m", "ansible.builtin.setup", "-o"]).stdout
     gathered = json.loads(out.split("=>", 1)[1])["ansible_facts"]
     # as plays see them in ansible_facts: without the ansible_ prefix
     return {key.removeprefix("ansible_"): value for key, value in gathered.items()}
+
+
+@pytest.fixture(scope="module")
+def facts(instance):
+    """The instance's ansible_facts (see gather_facts)."""
+    return gather_facts(instance)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 import testinfra
-from conftest import (ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, ansible_run, converge, curl_in, engine_cli, group_hosts,
+from conftest import (ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, converge, curl_in, engine_cli, gather_facts, group_hosts,
                       unit_memory_limit, unit_oom_kills)
 
 WORKERS = group_hosts("flask_workers")
@@ -185,9 +185,7 @@ def test_a_request_over_https_runs_a_task_on_the_worker_host_through_redis(web, 
 
 
 def test_celery_concurrency_and_caps_are_the_plan(worker):
-    out = ansible_run(["ansible", WORKER, "-m", "ansible.builtin.setup", "-o"]).stdout
-    facts = {key.removeprefix("ansible_"): value
-             for key, value in json.loads(out.split("=>", 1)[1])["ansible_facts"].items()}
+    facts = gather_facts(WORKER)
     plan = celery_plan(facts, workload="mixed", child_memory_mb=CHILD_MEMORY_MB)
     assert len(pool_children(worker)) == plan["concurrency"]
     cmdline = worker.check_output(f"tr '\\0' ' ' < /proc/{worker_pid(worker)}/cmdline")
