@@ -25,5 +25,7 @@ export PATH=$root/.venv/bin:$PATH
 # Extra CA certificates for networks that intercept HTTPS (pip in the
 # containers needs them). Default: the controller's local CA directory.
 export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
+# Loki and Promtail release zips (upstream names, SHA256SUMS) for the tests.
+export FLASKFLEET_ARTIFACTS=${FLASKFLEET_ARTIFACTS:-$(cd "$root/.." && pwd)/shared/artifacts}
 [ -t 1 ] || export NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 exec "$root/.venv/bin/molecule" "$@"

@@ -1,0 +1,182 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Logs, seen from Loki: lines of a request queried back by its id, labels of low
+cardinality, nothing lost or doubled over restarts, and what never goes live.
+
+Scenario default: Loki on the Redis host (group loki), Promtail on every host.
+Tests run in file order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shlex
+import time
+import uuid
+
+import pytest
+import testinfra
+from conftest import SUPERVISOR, converge, curl_in, engine_cli, group_hosts
+
+LOKIS = group_hosts("loki")
+pytestmark = pytest.mark.skipif(not LOKIS, reason="no loki host in this scenario")
+
+LOKI_HOST = LOKIS[0] if LOKIS else ""
+WEB = (group_hosts("flask_web") or [""])[0]
+# The labels a stream may carry (service_name is Loki's own, from service).
+LABELS = {"host", "service", "app", "level", "source", "service_name"}
+PER_REQUEST = {"request_id", "path", "status", "task_id"}
+
+
+def _host(name):
+    return testinfra.get_host(f"{engine_cli()}://{name}")
+
+
+@pytest.fixture(scope="module")
+def loki():
+    return _host(LOKI_HOST)
+
+
+@pytest.fixture(scope="module")
+def web():
+    return _host(WEB)
+
+
+def loki_url(loki):
+    """Loki's base URL as the shippers use it (its private address in a fleet)."""
+    config = loki.check_output("cat /etc/loki/loki.yml")
+    address = next(line.split(":", 1)[1].strip().strip("'\"") for line in config.splitlines()
+                   if line.strip().startswith("http_listen_address:"))
+    return f"http://{address}:3100"
+
+
+def query(loki, logql, since="15m", limit=5000):
+    """Streams of a LogQL query over the last `since`, asked on the Loki host."""
+    args = " ".join(f"--data-urlencode {shlex.quote(arg)}" for arg in (f"query={logql}", f"since={since}", f"limit={limit}"))
+    out = loki.run(f"curl -sS -G --max-time 30 {args} {loki_url(loki)}/loki/api/v1/query_range")
+    assert out.rc == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def wait_for(loki, logql, at_least=1, timeout=60):
+    """Streams once at least `at_least` lines answer the query (polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        streams = query(loki, logql)
+        count = sum(len(stream["values"]) for stream in streams)
+        if count >= at_least or time.monotonic() > deadline:
+            return streams
+        time.sleep(2)
+
+
+def unit_user(host, unit):
+    pid = host.check_output(f"systemctl show -P MainPID {unit}")
+    assert pid != "0", f"{unit} is not running"
+    return host.check_output(f"ps -o user= -p {pid}")
+
+
+def test_loki_runs_enabled_at_boot_as_its_own_user(loki):
+    assert loki.check_output("systemctl is-enabled loki") == "enabled"
+    assert unit_user(loki, "loki") == "loki"
+    # a query answers, not only /ready
+    assert query(loki, '{host=~".+"}', limit=1) is not None
+
+
+def test_promtail_runs_on_every_host_as_a_journal_reader(any_instance):
+    host = _host(any_instance)
+    assert host.check_output("systemctl is-enabled promtail") == "enabled"
+    assert unit_user(host, "promtail") == "promtail"
+    groups = host.check_output("id -nG promtail").split()
+    assert "systemd-journal" in groups, groups
+    log = host.check_output("journalctl -u promtail -o cat --no-pager")
+    assert "support for reading the systemd journal is not compiled" not in log
+    assert "journal" in host.check_output("cat /etc/promtail/promtail.yml")
+
+
+def test_a_request_is_found_in_loki_by_its_id_with_only_low_cardinality_labels(web, loki):
+    out = curl_in(web, "/whoami")
+    request_id = json.loads(out.stdout)["headers"]["X-Request-Id"]
+    # nginx's access line and Gunicorn's, by the id nginx gave the request
+    streams = wait_for(loki, f'{{host="{WEB}"}} | request_id="{request_id}"', at_least=2)
+    services = {stream["stream"].get("service") for stream in streams}
+    assert "nginx" in services, f"no nginx line of request {request_id} in Loki: {streams}"
+    assert any(service and service.startswith("gunicorn-") for service in services), services
+    for stream in streams:
+        labels = stream["stream"]
+        indexed = set(labels) - PER_REQUEST
+        # query_range shows structured metadata beside the labels: the index
+        # labels are what the series API lists for the stream.
+        assert indexed <= LABELS | PER_REQUEST, labels
+    series = loki.run(f"curl -sS -G --max-time 30 --data-urlencode {shlex.quote('match[]={host=\"' + WEB + '\"}')}"
+                      f" {loki_url(loki)}/loki/api/v1/series")
+    assert series.rc == 0, series.stderr
+    for labels in json.loads(series.stdout)["data"]:
+        assert set(labels) <= LABELS, labels
+        assert not set(labels) & PER_REQUEST, labels
+
+
+def test_every_line_arrives_once_across_loki_and_promtail_restarts(web, loki):
+    marker = f"count-{uuid.uuid4().hex[:12]}"
+    total = 150
+    web.run("rm -f /tmp/log-load.done")
+    load = (f"for i in $(seq 1 {total}); do curl -sk -o /dev/null --resolve app.example.test:443:127.0.0.1"
+            f" 'https://app.example.test/healthz?{marker}='$i; sleep 0.2; done; touch /tmp/log-load.done")
+    web.run(f"systemd-run --unit flaskfleet-log-load --collect bash -c {shlex.quote(load)}")
+    time.sleep(8)
+    assert loki.run("systemctl restart loki").rc == 0
+    time.sleep(8)
+    assert web.run("systemctl restart promtail").rc == 0
+    deadline = time.monotonic() + 120
+    while web.run("test -e /tmp/log-load.done").rc != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    streams = wait_for(loki, f'{{host="{WEB}"}} |= "{marker}"', at_least=total, timeout=120)
+    lines = [line for stream in streams for _stamp, line in stream["values"]]
+    numbers = sorted(int(json.loads(line)["query"].split("=", 1)[1]) for line in lines)
+    missing = sorted(set(range(1, total + 1)) - set(numbers))
+    doubled = len(numbers) - len(set(numbers))
+    print(f"{total} access lines written over Loki and Promtail restarts: {len(set(numbers))} in Loki,"
+          f" {doubled} twice, missing {missing}")
+    assert not missing and not doubled
+
+
+def test_a_config_loki_refuses_never_replaces_the_running_one(loki):
+    before = loki.check_output("sha256sum /etc/loki/loki.yml")
+    pid = loki.check_output("systemctl show -P MainPID loki")
+    # Retention without its delete-request store: only Loki itself can tell.
+    proc = converge(LOKI_HOST, {"loki_config_overrides": {"compactor": {"delete_request_store": ""}}}, "--tags", "loki")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "delete-request-store" in output, output[-3000:]
+    assert loki.check_output("sha256sum /etc/loki/loki.yml") == before
+    assert loki.check_output("systemctl show -P MainPID loki") == pid
+    assert query(loki, '{host=~".+"}', limit=1) is not None
+
+
+def test_a_checksum_mismatch_is_refused_before_any_change(loki):
+    state = "ls -l --time-style=+%s /opt/flaskfleet/loki /opt/flaskfleet/loki/*; sha256sum /etc/loki/loki.yml"
+    before = loki.check_output(state)
+    proc = converge(LOKI_HOST, {"loki_sha256": "0" * 64}, "--tags", "loki")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "loki_sha256" in output and "Nothing was installed on" in output, output[-3000:]
+    assert loki.check_output(state) == before
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_tampered_zip_in_the_artifact_directory_is_refused_before_any_change(loki, tmp_path):
+    source = pathlib.Path(os.environ["FLASKFLEET_ARTIFACTS"])
+    (tmp_path / "loki-linux-amd64.zip").write_bytes((source / "loki-linux-amd64.zip").read_bytes()[:-16] + b"\0" * 16)
+    (tmp_path / "SHA256SUMS").write_text((source / "SHA256SUMS").read_text())
+    state = "ls -l --time-style=+%s /opt/flaskfleet/loki /opt/flaskfleet/loki/*"
+    before = loki.check_output(state)
+    proc = converge(LOKI_HOST, {"loki_artifact_dir": str(tmp_path)}, "--tags", "loki")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert f"{tmp_path}/loki-linux-amd64.zip has sha256" in output, output[-3000:]
+    assert "Nothing was installed on" in output, output[-3000:]
+    assert loki.check_output(state) == before
+
