@@ -100,11 +100,14 @@ def test_promtail_runs_on_every_host_as_a_journal_reader(any_instance):
 def test_a_request_is_found_in_loki_by_its_id_with_only_low_cardinality_labels(web, loki):
     out = curl_in(web, "/whoami")
     request_id = json.loads(out.stdout)["headers"]["X-Request-Id"]
-    # nginx's access line and Gunicorn's, by the id nginx gave the request
-    streams = wait_for(loki, f'{{host="{WEB}"}} | request_id="{request_id}"', at_least=2)
+    # nginx's access line, Gunicorn's and the app's own record (whoami logs
+    # one), by the id nginx gave the request
+    streams = wait_for(loki, f'{{host="{WEB}"}} | request_id="{request_id}"', at_least=3)
     services = {stream["stream"].get("service") for stream in streams}
     assert "nginx" in services, f"no nginx line of request {request_id} in Loki: {streams}"
     assert any(service and service.startswith("gunicorn-") for service in services), services
+    records = [json.loads(line) for stream in streams for _stamp, line in stream["values"]]
+    assert any(record.get("logger") == "flaskfleet_demo" and record.get("level") == "info" for record in records), records
     # query_range shows structured metadata beside the labels: the index
     # labels are what the series API lists for the host's streams.
     series = loki.run(f"curl -sS -G --max-time 30 --data-urlencode {shlex.quote('match[]={host=\"' + WEB + '\"}')}"

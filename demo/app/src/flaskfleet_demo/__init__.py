@@ -183,6 +183,7 @@ def create_app(test_config=None):
 
     @app.get("/whoami")
     def whoami():
+        app.logger.info("whoami asked by %s", request.remote_addr)
         # Every header a framework might read as the client's address,
         # scheme or request id: what the proxy in front let through.
         headers = {
