@@ -114,8 +114,25 @@ def test_a_request_is_found_in_loki_by_its_id_with_only_low_cardinality_labels(w
                       f" {loki_url(loki)}/loki/api/v1/series")
     assert series.rc == 0, series.stderr
     for labels in json.loads(series.stdout)["data"]:
+        # Loki's own internal labels (__stream_shard__ when it shards a busy stream) aside
+        labels = {key: value for key, value in labels.items() if not key.startswith("__")}
         assert set(labels) <= LABELS, labels
         assert not set(labels) & PER_REQUEST, labels
+
+
+def test_a_task_a_request_enqueued_is_found_on_the_worker_host_by_the_request_id(web, loki):
+    worker = group_hosts("flask_workers")[0]
+    out = curl_in(web, "/tasks/wait?ms=100", "-X POST", "-D /dev/stdout")
+    head, _sep, body = out.stdout.partition("\r\n\r\n")
+    # nginx gives the client the id every line of its request carries
+    request_id = next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("x-request-id:"))
+    [task_id] = json.loads(body)["task_ids"]
+    streams = wait_for(loki, f'{{host="{worker}"}} | request_id="{request_id}"')
+    records = [json.loads(line) for stream in streams for _stamp, line in stream["values"]]
+    assert any(record.get("task_id") == task_id for record in records), records
+    assert all(stream["stream"].get("service", "").startswith("celery-") for stream in streams), streams
+    # and the task id alone finds the task's lines
+    assert wait_for(loki, f'{{host="{worker}"}} | task_id="{task_id}"'), f"no line of task {task_id}"
 
 
 def test_every_line_arrives_once_across_loki_and_promtail_restarts(web, loki):
