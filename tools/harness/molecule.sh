@@ -12,8 +12,8 @@ eval "$(tools/harness/images.sh)"
 # The checkout itself is flaskfleet.stack (a symlink made by `make deps`).
 export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
 export ANSIBLE_HOME=$root/.cache/ansible-home
-# One exec per module instead of copy, run and clean up: a quarter off every
-# converge here (the containers' become needs no tty).
+# Pipelining (one exec per module), as Molecule's own ansible.cfg already has
+# it (config_options), also for the tests' own ansible-playbook runs.
 export ANSIBLE_PIPELINING=${ANSIBLE_PIPELINING:-True}
 # Under podman, the podman CLI's connection: each task's exec costs half of
 # one through the Docker API on podman's socket (a tagged converge of the web
