@@ -15,6 +15,9 @@ export ANSIBLE_HOME=$root/.cache/ansible-home
 export PATH=$root/.venv/bin:$PATH
 export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
 export ANSIBLE_INJECT_FACT_VARS=false
+# Loki's and Promtail's release zips (upstream names, SHA256SUMS): nothing
+# can be downloaded from GitHub here.
+export FLASKFLEET_ARTIFACTS=${FLASKFLEET_ARTIFACTS:-$(cd "$root/.." && pwd)/shared/artifacts}
 # One exec per module instead of copy, run and clean up: a quarter off every
 # converge here (the containers' become needs no tty).
 export ANSIBLE_PIPELINING=${ANSIBLE_PIPELINING:-True}
@@ -34,7 +37,9 @@ ansible-playbook -i demo/inventory.yml playbooks/site.yml
 url="https://app.example.test:$https_port"
 echo
 echo "== A request through nginx (HTTPS, self-signed certificate) =="
-curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -H 'X-Forwarded-For: 203.0.113.66' "$url/whoami"
+whoami=$(curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -H 'X-Forwarded-For: 203.0.113.66' "$url/whoami")
+echo "$whoami"
+request_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["headers"]["X-Request-Id"])' "$whoami")
 echo
 echo "== A Celery task through Redis, enqueued over HTTPS =="
 task=$(curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -X POST "$url/tasks/wait?ms=200" \
@@ -42,13 +47,26 @@ task=$(curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" -X POST "$
 sleep 2
 curl -sS -k --resolve "app.example.test:$https_port:127.0.0.1" "$url/tasks/$task"
 echo
+echo
+echo "== That request's lines (nginx, Gunicorn, the app), queried back from Loki by its id =="
+query="{host=\"$name\"} | request_id=\"$request_id\""
+for _ in $(seq 1 15); do
+    lines=$("$cli" exec "$name" curl -sS -G --data-urlencode "query=$query" --data-urlencode since=10m \
+            http://127.0.0.1:3100/loki/api/v1/query_range \
+            | python3 -c 'import json, sys; [print(s["stream"].get("service"), "|", v[1]) for s in json.load(sys.stdin)["data"]["result"] for v in s["values"]]')
+    [ "$(printf '%s\n' "$lines" | grep -c .)" -ge 3 ] && break
+    sleep 2
+done
+printf '%s\n' "$lines"
 cat <<MSG
 
-The demo stack (web, Celery worker and beat, Redis) runs in container '$name'.
+The demo stack (web, Celery worker and beat, Redis, Loki, Promtail) runs in container '$name'.
   HTTPS: $url/   (add '127.0.0.1 app.example.test' to /etc/hosts, or use
          curl -k --resolve app.example.test:$https_port:127.0.0.1 $url/whoami)
   HTTP:  http://127.0.0.1:$http_port/ (308 to HTTPS for app.example.test)
   Shell: $cli exec -it $name bash    (journalctl -u gunicorn-app -u celery-app-default, systemctl status nginx)
   Tasks: curl -k -X POST .../tasks/wait?ms=500, then .../tasks/<id>
+  Logs:  $cli exec $name curl -sG --data-urlencode 'query={service="nginx"}' http://127.0.0.1:3100/loki/api/v1/query_range
+         (every line carries the request id nginx returns as X-Request-ID)
   Rerun: make demo (idempotent)      Remove: $cli rm -f $name
 MSG

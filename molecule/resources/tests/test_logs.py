@@ -198,3 +198,27 @@ def test_a_tampered_zip_in_the_artifact_directory_is_refused_before_any_change(l
     assert "Nothing was installed on" in output, output[-3000:]
     assert loki.check_output(state) == before
 
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_version_change_installs_beside_the_old_one_and_switches(loki):
+    """Only Loki 3.4.6 can be had on this machine, so the older release is
+    that binary installed as '3.4.5' and run by the unit from there: what is
+    proven is the path a version change takes (install beside, validate with
+    the new binary, switch the unit and the link, keep the old one)."""
+    base = "/opt/flaskfleet/loki"
+    loki.check_output(
+        f"set -e; rm -rf {base}/3.4.5; cp -a {base}/3.4.6 {base}/3.4.5;"
+        f" sed -i 's#{base}/3.4.6/loki#{base}/3.4.5/loki#' /etc/systemd/system/loki.service;"
+        f" ln -sfn 3.4.5 {base}/current; rm -rf {base}/3.4.6;"
+        " systemctl daemon-reload; systemctl restart loki")
+    assert loki.check_output("readlink /proc/$(systemctl show -P MainPID loki)/exe") == f"{base}/3.4.5/loki"
+    proc = converge(LOKI_HOST, {}, "--tags", "loki")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert loki.check_output(f"cat {base}/3.4.6/.zip-sha256-*").split()[1] == "loki-linux-amd64.zip"
+    assert loki.check_output(f"readlink {base}/current") == "3.4.6"
+    assert loki.check_output("readlink /proc/$(systemctl show -P MainPID loki)/exe") == f"{base}/3.4.6/loki"
+    # the older release stays beside it (release_zip keeps two), for a way back
+    assert loki.file(f"{base}/3.4.5/loki").is_file
+    assert query(loki, '{host=~".+"}', limit=1) is not None
