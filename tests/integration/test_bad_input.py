@@ -53,6 +53,14 @@ CASES = {
     "cache without an eviction policy": ({"redis_cache_enabled": True, "redis_cache_policy": "lru"}, "redis_cache_policy"),
     "no host runs beat": ({"celery_beat_host": "elsewhere"}, "celery_beat_host"),
     "Redis larger than the host": ({"redis_broker_maxmemory_mb": 10_000_000}, "redis_broker_maxmemory_mb"),
+    "retention in minutes": ({"loki_retention_period": "90m"}, "loki_retention_period"),
+    "retention without its delete-request store": ({"loki_delete_request_store": ""}, "loki_delete_request_store"),
+    "Loki on every address": ({"loki_listen_address": "0.0.0.0"}, "loki_listen_address"),
+    "malformed Loki checksum": ({"loki_sha256": "abc123"}, "loki_sha256"),
+    "Promtail version not pinned": ({"promtail_version": "latest"}, "promtail_version"),
+    "artifact directory without SHA256SUMS": ({"promtail_artifact_dir": str(ROOT / "demo")}, "promtail_artifact_dir"),
+    "a request id as a label": ({"promtail_sources": [{"name": "app", "kind": "journal", "units": ["gunicorn-*.service"],
+                                                       "labels": {"request_id": "x"}}]}, "promtail_sources"),
 }
 
 
@@ -60,15 +68,19 @@ CASES = {
 def inventory(tmp_path_factory):
     with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:
         text = handle.read().replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT)).replace("$$", "$")
+    # Loki's and Promtail's zips, checked on the controller by the preflight
+    artifacts = os.environ.get("FLASKFLEET_ARTIFACTS") or str(ROOT.parent / "shared" / "artifacts")
+    text = text.replace("${FLASKFLEET_ARTIFACTS}", artifacts)
     group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
     path = tmp_path_factory.mktemp("preflight") / "inventory.yml"
-    # The controller as a whole single-host fleet: web, worker and Redis.
+    # The controller as a whole single-host fleet: web, worker, Redis and Loki.
     path.write_text(yaml.safe_dump({
         "all": {"vars": {**group_vars["all"], **group_vars["flask_web"]}},
         "flask_web": {"hosts": {"controller-preflight": host}},
         "flask_workers": {"hosts": {"controller-preflight": None}},
         "redis": {"hosts": {"controller-preflight": None}},
+        "loki": {"hosts": {"controller-preflight": None}},
     }))
     return path
 
@@ -93,7 +105,7 @@ def test_bad_input_fails_in_the_preflight_naming_the_variable(outcomes, case):
     assert proc.returncode != 0, output[-3000:]
     assert CASES[case][1] in output, output[-3000:]
     # nothing after the preflight play ran
-    assert "PLAY [Redis hosts" not in output and "PLAY [App hosts" not in output, output[-3000:]
+    assert not any(f"PLAY [{play}" in output for play in ("Redis hosts", "App hosts", "Loki host", "Every host")), output[-3000:]
     assert "changed=0" in output, output[-3000:]
 
 
@@ -105,3 +117,5 @@ def test_good_input_passes_and_check_mode_stops_on_a_host_never_converged(outcom
     after_preflight = output.split("PLAY [Redis hosts", 1)[-1]
     assert "TASK [flaskfleet.stack.redis" not in after_preflight, output[-3000:]
     assert "TASK [flaskfleet.stack.flask_app" not in after_preflight, output[-3000:]
+    assert "TASK [flaskfleet.stack.loki" not in after_preflight, output[-3000:]
+    assert "TASK [flaskfleet.stack.promtail" not in after_preflight, output[-3000:]
