@@ -106,6 +106,9 @@ def test_a_request_is_found_in_loki_by_its_id_with_only_low_cardinality_labels(w
     services = {stream["stream"].get("service") for stream in streams}
     assert "nginx" in services, f"no nginx line of request {request_id} in Loki: {streams}"
     assert any(service and service.startswith("gunicorn-") for service in services), services
+    # Gunicorn's lines come from the journal, or under supervisord from its program log file
+    sources = {stream["stream"].get("source") for stream in streams if stream["stream"].get("service", "").startswith("gunicorn-")}
+    assert sources == {"supervisord" if SUPERVISOR == "supervisord" else "app"}, sources
     records = [json.loads(line) for stream in streams for _stamp, line in stream["values"]]
     assert any(record.get("logger") == "flaskfleet_demo" and record.get("level") == "info" for record in records), records
     # query_range shows structured metadata beside the labels: the index
@@ -127,12 +130,14 @@ def test_a_task_a_request_enqueued_is_found_on_the_worker_host_by_the_request_id
     # nginx gives the client the id every line of its request carries
     request_id = next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("x-request-id:"))
     [task_id] = json.loads(body)["task_ids"]
-    streams = wait_for(loki, f'{{host="{worker}"}} | request_id="{request_id}"')
+    # the worker's lines (the web side's, on a host that is both, aside)
+    streams = wait_for(loki, f'{{host="{worker}", service=~"celery-.+"}} | request_id="{request_id}"')
     records = [json.loads(line) for stream in streams for _stamp, line in stream["values"]]
     assert any(record.get("task_id") == task_id for record in records), records
+    # and the task id alone finds the task's lines, from the worker only
+    streams = wait_for(loki, f'{{host="{worker}"}} | task_id="{task_id}"')
+    assert streams, f"no line of task {task_id}"
     assert all(stream["stream"].get("service", "").startswith("celery-") for stream in streams), streams
-    # and the task id alone finds the task's lines
-    assert wait_for(loki, f'{{host="{worker}"}} | task_id="{task_id}"'), f"no line of task {task_id}"
 
 
 def test_every_line_arrives_once_across_loki_and_promtail_restarts(web, loki):
