@@ -113,8 +113,8 @@ def test_a_request_is_found_in_loki_by_its_id_with_only_low_cardinality_labels(w
     assert any(record.get("logger") == "flaskfleet_demo" and record.get("level") == "info" for record in records), records
     # query_range shows structured metadata beside the labels: the index
     # labels are what the series API lists for the host's streams.
-    series = loki.run(f"curl -sS -G --max-time 30 --data-urlencode {shlex.quote('match[]={host=\"' + WEB + '\"}')}"
-                      f" {loki_url(loki)}/loki/api/v1/series")
+    match = shlex.quote(f'match[]={{host="{WEB}"}}')
+    series = loki.run(f"curl -sS -G --max-time 30 --data-urlencode {match} {loki_url(loki)}/loki/api/v1/series")
     assert series.rc == 0, series.stderr
     for labels in json.loads(series.stdout)["data"]:
         # Loki's own internal labels (__stream_shard__ when it shards a busy stream) aside
@@ -202,7 +202,6 @@ def test_a_tampered_zip_in_the_artifact_directory_is_refused_before_any_change(l
     assert f"{tmp_path}/loki-linux-amd64.zip has sha256" in output, output[-3000:]
     assert "Nothing was installed on" in output, output[-3000:]
     assert loki.check_output(state) == before
-
 
 
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
