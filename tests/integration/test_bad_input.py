@@ -20,7 +20,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -62,27 +61,6 @@ CASES = {
     "a request id as a label": ({"promtail_sources": [{"name": "app", "kind": "journal", "units": ["gunicorn-*.service"],
                                                        "labels": {"request_id": "x"}}]}, "promtail_sources"),
 }
-
-
-@pytest.fixture(scope="module")
-def inventory(tmp_path_factory):
-    with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:
-        text = handle.read().replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT)).replace("$$", "$")
-    # Loki's and Promtail's zips, checked on the controller by the preflight
-    artifacts = os.environ.get("FLASKFLEET_ARTIFACTS") or str(ROOT.parent / "shared" / "artifacts")
-    text = text.replace("${FLASKFLEET_ARTIFACTS}", artifacts)
-    group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
-    path = tmp_path_factory.mktemp("preflight") / "inventory.yml"
-    # The controller as a whole single-host fleet: web, worker, Redis and Loki.
-    path.write_text(yaml.safe_dump({
-        "all": {"vars": {**group_vars["all"], **group_vars["flask_web"]}},
-        "flask_web": {"hosts": {"controller-preflight": host}},
-        "flask_workers": {"hosts": {"controller-preflight": None}},
-        "redis": {"hosts": {"controller-preflight": None}},
-        "loki": {"hosts": {"controller-preflight": None}},
-    }))
-    return path
 
 
 def _check(inventory, extra):

@@ -1,0 +1,85 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""flaskfleet.stack.plan against the converged fleet: it changes nothing, and what it
+shows for each host is what the roles configured there (read back from the hosts).
+
+Scenario default (systemd units; the supervisord scenario's caps are supervisord's).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import testinfra
+from conftest import SERVICE, SUPERVISOR, ansible_run, engine_cli, group_hosts, unit_memory_limit
+
+pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default")
+
+MB = 1024 * 1024
+CELERY_SERVICE = "celery-app-default"
+
+
+def _host(name):
+    return testinfra.get_host(f"{engine_cli()}://{name}")
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    proc = ansible_run(["ansible-playbook", "playbooks/plan.yml", "-e", f"flaskfleet_plan_file={path}"], check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return json.loads(path.read_text()), proc.stdout
+
+
+def test_the_plan_shows_every_host_and_changes_nothing(plan):
+    data, out = plan
+    hosts = group_hosts()
+    assert sorted(data) == sorted(hosts), data.keys()
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", out, re.M))
+    assert recap == {host: "0" for host in hosts}, recap
+    for host in hosts:
+        assert f"{host}: {data[host]['cpus']} vCPU" in out, out[-3000:]
+        assert not data[host]["warnings"], data[host]
+    print("\n".join(line.strip(' ",') for line in out.splitlines() if "bound:" in line))
+
+
+def test_gunicorn_gets_what_the_plan_shows(plan):
+    data, _out = plan
+    for name in group_hosts("flask_web"):
+        host, shown = _host(name), data[name]["gunicorn"]
+        master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
+        assert len(host.check_output(f"pgrep -P {master}").split()) == shown["workers"], (name, shown)
+        config = host.check_output(f"cat /etc/flaskfleet/{SERVICE}.conf.py")
+        assert re.search(rf"^worker_class = ['\"]{shown['worker_class']}['\"]", config, re.M), config
+        assert re.search(rf"^threads = {shown['threads']}$", config, re.M), config
+        assert int(host.check_output(f"systemctl show -P MemoryHigh {SERVICE}")) == shown["memory_high_mb"] * MB
+        assert unit_memory_limit(host, SERVICE) == shown["memory_max_mb"] * MB
+
+
+def test_celery_gets_what_the_plan_shows(plan):
+    data, _out = plan
+    for name in group_hosts("flask_workers"):
+        host, shown = _host(name), data[name]["celery"]
+        main = host.check_output(f"systemctl show -P MainPID {CELERY_SERVICE}")
+        cmdline = host.check_output(f"tr '\\0' ' ' < /proc/{main}/cmdline")
+        assert f"--concurrency {shown['concurrency']} " in cmdline, cmdline
+        assert f"--max-memory-per-child {shown['max_memory_per_child_kb']} " in cmdline, cmdline
+        assert int(host.check_output(f"systemctl show -P MemoryHigh {CELERY_SERVICE}")) == shown["memory_high_mb"] * MB
+        assert unit_memory_limit(host, CELERY_SERVICE) == shown["memory_max_mb"] * MB
+
+
+def test_redis_and_loki_get_what_the_plan_shows(plan):
+    data, _out = plan
+    [redis_name] = group_hosts("redis")[:1]
+    redis = _host(redis_name)
+    for instance in data[redis_name]["redis"]["instances"]:
+        live = redis.check_output(f"cat /etc/redis/redis-{instance['name']}.live.conf")
+        assert f"maxmemory {instance['maxmemory_mb']}mb" in live.splitlines(), live
+        assert unit_memory_limit(redis, f"redis-server@{instance['name']}") == instance["memory_max_mb"] * MB
+    [loki_name] = group_hosts("loki")[:1]
+    shown = data[loki_name]["loki"]
+    loki = _host(loki_name)
+    assert unit_memory_limit(loki, "loki") == shown["memory_max_mb"] * MB
+    assert int(loki.check_output("systemctl show -P MemoryHigh loki")) == shown["memory_high_mb"] * MB

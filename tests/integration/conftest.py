@@ -1,0 +1,35 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The controller as an inventory: playbooks whose checks or plans need no container."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:
+        text = handle.read().replace("${MOLECULE_PROJECT_DIRECTORY}", str(ROOT)).replace("$$", "$")
+    # Loki's and Promtail's zips, checked on the controller by the preflight
+    artifacts = os.environ.get("FLASKFLEET_ARTIFACTS") or str(ROOT.parent / "shared" / "artifacts")
+    text = text.replace("${FLASKFLEET_ARTIFACTS}", artifacts)
+    group_vars = yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"]
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
+    path = tmp_path_factory.mktemp("controller") / "inventory.yml"
+    # The controller as a whole single-host fleet: web, worker, Redis and Loki.
+    path.write_text(yaml.safe_dump({
+        "all": {"vars": {**group_vars["all"], **group_vars["flask_web"]}},
+        "flask_web": {"hosts": {"controller": host}},
+        "flask_workers": {"hosts": {"controller": None}},
+        "redis": {"hosts": {"controller": None}},
+        "loki": {"hosts": {"controller": None}},
+    }))
+    return path
