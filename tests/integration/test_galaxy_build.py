@@ -28,7 +28,8 @@ def test_tarball_has_the_collection_and_no_harness(tmp_path):
     assert not leaked, leaked
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "playbooks/site.yml",
                    "plugins/filter/plan.py", "plugins/filter/wsgi.py", "roles/supervise/files/flaskfleet-envexec",
-                   "roles/flask_app/meta/argument_specs.yml"):
+                   "roles/flask_app/meta/argument_specs.yml", "playbooks/plan.yml", "playbooks/templates/plan.txt.j2",
+                   "meta/execution-environment.yml", "meta/ee-bindep.txt", "meta/ee-requirements.txt"):
         assert needed in names, needed
     # every role the playbook names is in the tarball
     roles = sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "tasks" / "main.yml").exists())
