@@ -22,7 +22,7 @@ export ANSIBLE_HOME := $(CACHE)/ansible-home
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help deps tree images lint sanity unit molecule test demo build clean
+.PHONY: help deps tree images lint sanity unit molecule test demo build docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ test: lint  ## everything: lint, sanity, unit tests and every Molecule scenario 
 
 demo: deps  ## provision the full stack into a local container and print how to reach it
 	tools/harness/engine.sh run tools/harness/demo.sh
+
+docs: deps  ## role documentation (docs/roles/) from the roles' argument specs
+	$(VENV)/bin/python tools/docs/roles.py
 
 build: deps  ## build the Galaxy artifact
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist
