@@ -11,19 +11,16 @@ through the supervise role's registry.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
-from conftest import ROOT, SUPERVISOR, converge, curl_in, main_pid
+from conftest import APP_STATIC as STATIC
+from conftest import EXCLUDED, SUPERVISOR, app_source, converge, curl_in, main_pid
 
-STATIC = "src/flaskfleet_demo/static"
-# Not shipped by default (flask_app_source_exclude), whatever the source holds.
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.
 APP_ONLY = ("--tags", "flask_app,gunicorn")
 WEB_TIER = ("--tags", "flask_app,gunicorn,nginx")
-EXCLUDED = (".git/config", ".env", "build/junk.txt", "src/flaskfleet_demo/__pycache__/stale.cpython-311.pyc")
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +28,6 @@ def debian12(instance):
     if not instance.endswith("debian12"):
         pytest.skip("deploys run on one platform per scenario")
     return instance
-
-
-def _source(tmp_path, version, extra_static=None, healthz_status=None):
-    source = tmp_path / f"app-{version}"
-    shutil.copytree(ROOT / "demo" / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    init = source / "src" / "flaskfleet_demo" / "__init__.py"
-    code = init.read_text().replace('__version__ = "1.0.0"', f'__version__ = "{version}"')
-    if healthz_status:
-        code = code.replace('return jsonify(status="ok", pid=os.getpid())',
-                            f'return jsonify(status="broken", pid=os.getpid()), {healthz_status}')
-    init.write_text(code)
-    for name in EXCLUDED:
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        (source / name).write_text("must not be shipped\n")
-    if extra_static:
-        (source / STATIC / extra_static).write_text(f"{version}\n")
-    return source
 
 
 def _extra(source):
@@ -71,7 +51,7 @@ def _live_release(host):
 
 
 def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_factory):
-    source = _source(tmp_path_factory.mktemp("v2"), "1.0.1+rollout", extra_static="extra.txt")
+    source = app_source(tmp_path_factory.mktemp("v2"), "1.0.1+rollout", extra_static="extra.txt")
     master, workers, before = main_pid(host), _workers(host), _live_release(host)
     extra = _extra(source)
     if SUPERVISOR == "systemd":
@@ -101,7 +81,7 @@ def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_
 
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
 def test_a_failed_run_after_a_code_change_still_serves_the_new_code(debian12, host, tmp_path_factory):
-    source = _source(tmp_path_factory.mktemp("v3"), "1.0.2+after-failure")
+    source = app_source(tmp_path_factory.mktemp("v3"), "1.0.2+after-failure")
     # gunicorn's config check refuses this after the new release is in place
     failed = converge(debian12, {**_extra(source), "gunicorn_settings": {"backlog": "not-a-number"}}, *APP_ONLY)
     assert failed.returncode != 0, failed.stdout[-3000:]
@@ -117,7 +97,7 @@ def test_a_failed_run_after_a_code_change_still_serves_the_new_code(debian12, ho
 
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
 def test_an_unhealthy_release_is_switched_back(debian12, host, tmp_path_factory):
-    source = _source(tmp_path_factory.mktemp("v4"), "1.0.3+broken", healthz_status=500)
+    source = app_source(tmp_path_factory.mktemp("v4"), "1.0.3+broken", healthz_status=500)
     before, version = _live_release(host), _version(host)
     started = time.monotonic()
     # a short health timeout: the release never answers 200

@@ -1,0 +1,130 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""flaskfleet.stack.deploy across the two web hosts, one batch at a time, while the
+test's own client keeps asking both through their published HTTPS ports.
+
+Scenario default (two web hosts). Tests run in file order: the broken release
+starts from the release the good rollout left.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+import testinfra
+from conftest import APP_STATIC, SITE_NAME, SUPERVISOR, ansible_run, app_source, engine_cli, group_hosts
+
+pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or len(group_hosts("flask_web")) < 2,
+                                reason="scenario default: two web hosts")
+
+WEBS = group_hosts("flask_web")
+
+
+def _host(name):
+    return testinfra.get_host(f"{engine_cli()}://{name}")
+
+
+def _port(instance):
+    out = subprocess.run([engine_cli(), "port", instance, "443/tcp"], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[0].rsplit(":", 1)[1])
+
+
+def _get(port, path="/"):
+    """One request on a new connection, as a client would come: HTTPS to nginx, by the site's name."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request("GET", path, headers={"Host": SITE_NAME})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class Load:
+    """A bounded loop of requests against every web host until stopped (at most `limit` seconds)."""
+
+    def __init__(self, ports, limit=900):
+        self.ports, self.limit = ports, limit
+        self.stop = threading.Event()
+        self.counts = {port: [0, 0] for port in ports}  # served, failed
+        self.failures = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            for port in self.ports:
+                try:
+                    status, _body = _get(port, "/healthz")
+                    ok = status == 200
+                except (OSError, http.client.HTTPException) as error:
+                    status, ok = repr(error), False
+                self.counts[port][0 if ok else 1] += 1
+                if not ok:
+                    self.failures.append((port, round(time.monotonic(), 1), status))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def _version(port):
+    status, body = _get(port, "/")
+    assert status == 200, (status, body[:300])
+    return json.loads(body)["version"]
+
+
+def _deploy(source, *options):
+    extra = {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / APP_STATIC)}
+    return ansible_run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(extra), *options], check=False)
+
+
+@pytest.fixture(scope="module")
+def ports():
+    return {web: _port(web) for web in WEBS}
+
+
+def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywhere(ports, tmp_path_factory):
+    source = app_source(tmp_path_factory.mktemp("rollout"), "2.0.0+rollout")
+    with Load(list(ports.values())) as load:
+        time.sleep(2)
+        proc = _deploy(source)
+        time.sleep(2)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    served = {web: load.counts[port] for web, port in ports.items()}
+    print(f"rolling deploy over {len(WEBS)} web hosts, one at a time: (served, failed) per host {served}")
+    assert all(count[0] > 50 for count in served.values()), served
+    assert not load.failures, load.failures[:20]
+    assert {web: _version(port) for web, port in ports.items()} == {web: "2.0.0+rollout" for web in WEBS}
+    # one batch at a time: the second host's play started after the first's ended
+    assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == len(set(WEBS + group_hosts("flask_workers")))
+
+
+def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports, tmp_path_factory):
+    source = app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
+    before = {web: _version(port) for web, port in ports.items()}
+    links = {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS}
+    proc = _deploy(source, "-e", '{"flask_app_health_timeout": 10}')
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    first, *rest = WEBS
+    assert "did not pass its health check" in output and "switched back to release" in output, output[-3000:]
+    # the first batch's host is back on the release it served; later batches never started
+    assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == 1, output[-3000:]
+    assert {web: _version(port) for web, port in ports.items()} == before == {web: "2.0.0+rollout" for web in WEBS}
+    assert {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS} == links
+    print(f"broken release: stopped on {first}, switched back; {rest} untouched")
