@@ -56,8 +56,8 @@ def test_plan_shows_each_role_with_its_bound_and_changes_nothing(inventory, tmp_
 
 
 def test_given_values_are_named_as_the_bound(inventory, tmp_path):
-    plan, _out = _plan(inventory, tmp_path / "plan.json", {"gunicorn_workers": 5, "celery_concurrency": 3,
-                                                            "redis_broker_maxmemory_mb": 300, "loki_memory_max_mb": 700})
+    given = {"gunicorn_workers": 5, "celery_concurrency": 3, "redis_broker_maxmemory_mb": 300, "loki_memory_max_mb": 700}
+    plan, _out = _plan(inventory, tmp_path / "plan.json", given)
     assert (plan["gunicorn"]["workers"], plan["gunicorn"]["bound"]) == (5, "gunicorn_workers")
     assert (plan["celery"]["concurrency"], plan["celery"]["bound"]) == (3, "celery_concurrency")
     assert plan["redis"]["instances"][0]["bound"] == "redis_broker_maxmemory_mb"
@@ -68,8 +68,8 @@ def test_given_values_are_named_as_the_bound(inventory, tmp_path):
 def test_a_host_too_small_for_its_plan_is_warned_about(inventory, tmp_path):
     memory_mb = _plan(inventory, tmp_path / "plain.json")[0]["memory_mb"]
     # workers of more than half the host each, and at least two of them
-    plan, out = _plan(inventory, tmp_path / "plan.json", {"gunicorn_worker_memory_mb": memory_mb * 2 // 3,
-                                                          "gunicorn_min_workers": 2})
+    too_big = {"gunicorn_worker_memory_mb": memory_mb * 2 // 3, "gunicorn_min_workers": 2}
+    plan, out = _plan(inventory, tmp_path / "plan.json", too_big)
     assert plan["gunicorn"]["bound"] == "min" and plan["gunicorn"]["memory_bound"] < 2, plan["gunicorn"]
     assert any(w.startswith("Gunicorn: the memory holds ") and "too small" in w for w in plan["warnings"]), plan["warnings"]
     assert any(w.startswith("the memory caps add up to ") for w in plan["warnings"]), plan["warnings"]

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 # Copyright (c) flaskfleet.stack contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Role documentation from the roles' argument specs (one source): docs/roles/<role>.md.
 
-    tools/docs/roles.py            write docs/roles/*.md
-    tools/docs/roles.py --check    exit 1, naming the files, when they are not what the specs give
+    python tools/docs/roles.py            write docs/roles/*.md
+    python tools/docs/roles.py --check    exit 1, naming the files, when they are not what the specs give
 """
 from __future__ import annotations
 
