@@ -56,6 +56,15 @@ def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_
     extra = _extra(source)
     if SUPERVISOR == "systemd":
         extra["nginx_server_names"] = ["app.example.test", "www.example.test"]
+    if SUPERVISOR == "systemd":
+        # --check first: it names the release and the static files it would
+        # publish (both new here) and changes nothing
+        check = converge(debian12, extra, *APP_ONLY, "--check")
+        assert check.returncode == 0, (check.stdout + check.stderr)[-3000:]
+        assert "would be built in /srv/app/releases/" in check.stdout, check.stdout[-3000:]
+        assert "would be published in" in check.stdout, check.stdout[-3000:]
+        assert (_live_release(host), main_pid(host)) == (before, master)
+        assert _version(host) == "1.0.0"
     proc = converge(debian12, extra, *WEB_TIER)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert _version(host) == "1.0.1+rollout"
