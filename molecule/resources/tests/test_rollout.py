@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -40,7 +41,9 @@ def _get(port, path="/"):
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn = http.client.HTTPSConnection(SITE_NAME, port, timeout=10, context=context)
+    # to 127.0.0.1, with the site's name as SNI (nginx refuses a handshake for names it does not serve)
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=SITE_NAME)
     try:
         conn.request("GET", path, headers={"Host": SITE_NAME})
         response = conn.getresponse()
