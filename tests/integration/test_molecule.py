@@ -50,4 +50,8 @@ def test_molecule_scenario(runs, scenario):
     start = next((i for i, line in enumerate(lines) if "verify" in line and "Running" in line), max(0, len(lines) - 300))
     print(f"\n===== molecule scenario {scenario}: rc={rc}, {took / 60:.1f} min (log: {log}) =====")
     print("\n".join(lines[start:] if rc == 0 else lines[-400:]))
-    assert rc == 0, f"molecule test -s {scenario} failed (rc={rc}); full log: {log}"
+    # What failed, in the assertion's message: CI shows the summary at the end of a long output.
+    failed = [line.strip()[:300] for line in lines
+              if line.startswith(("FAILED ", "ERROR ")) or line.lstrip().startswith(("fatal: [", "E   "))]
+    assert rc == 0, (f"molecule test -s {scenario} failed (rc={rc}); full log: {log}\n"
+                     + "\n".join(failed[-25:]))

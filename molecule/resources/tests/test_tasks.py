@@ -139,6 +139,21 @@ def log_since(worker, mark, service=SERVICE):
     return worker.check_output(f"tail -c +{int(mark) + 1} /var/log/supervisor/{service}.log")
 
 
+def log_records(text):
+    """The worker's log as (message, exception) pairs: its lines are JSON, a line that is not stays whole."""
+    records = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            records.append((str(entry.get("message", "")), str(entry.get("exception", ""))))
+        else:
+            records.append((line, ""))
+    return records
+
+
 def runs(worker, task_id):
     """How many times the task started on the worker (each run logs its id first)."""
     return log_since(worker, "0").count(f"flaskfleet-demo run {task_id}")
@@ -397,10 +412,12 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
         # the main process exits (celery/kombu#582, seen in about one restart of
         # ten). Its supervisor starts it again and the unacknowledged messages
         # come back after the visibility timeout. Any other restart fails here.
-        log = log_since(worker, mark)
-        known = KOMBU_CLOSE_CRASH in log and "restore_unacked" in log
-        lines = [line for line in log.splitlines()
-                 if any(word in line for word in ("CRITICAL", "ERROR", "Unrecoverable", "shutdown", "Error", "celery@"))]
+        records = log_records(log_since(worker, mark))
+        known = (any(KOMBU_CLOSE_CRASH in message for message, _ in records)
+                 and any("restore_unacked" in message + exception for message, exception in records))
+        lines = [message + (" | " + exception.strip().splitlines()[-1] if exception.strip() else "")
+                 for message, exception in records
+                 if any(word in message for word in ("CRITICAL", "ERROR", "Unrecoverable", "shutdown", "Error", "celery@"))]
         assert known, (f"the worker was restarted instead of reconnecting ({main} -> {worker_pid(worker)}):\n"
                        + "\n".join(lines[-40:]))
     # Of those queued before: a task that finished while Redis was down could
