@@ -43,6 +43,12 @@ def group_hosts(group="all"):
     return sorted((inventory.get(group) or {}).get("hosts") or {})
 
 
+def pytest_collection_modifyitems(items):
+    # The consumer test (test_consumer.py) converges the host with another
+    # repository's settings: it runs after every other test.
+    items.sort(key=lambda item: item.path.name == "test_consumer.py")
+
+
 def pytest_generate_tests(metafunc):
     # `instance`: each web host (the tests of the web stack); `any_instance`: every host.
     if "instance" in metafunc.fixturenames:
