@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -47,11 +48,8 @@ def _run(infra, *args):
 def _recap(output):
     """The PLAY RECAP counters per host."""
     recap = {}
-    for line in output.split("PLAY RECAP", 1)[1].splitlines()[1:]:
-        if ":" not in line:
-            continue
-        name, counts = line.split(":", 1)
-        recap[name.strip()] = {key: int(value) for key, value in (item.split("=") for item in counts.split())}
+    for match in re.finditer(r"^(\S+)\s*:\s*(ok=.*)$", output.split("PLAY RECAP", 1)[-1], re.MULTILINE):
+        recap[match[1]] = {key: int(value) for key, value in (item.split("=") for item in match[2].split())}
     return recap
 
 
