@@ -413,7 +413,7 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
         # ten). Its supervisor starts it again and the unacknowledged messages
         # come back after the visibility timeout. Any other restart fails here.
         records = log_records(log_since(worker, mark))
-        known = (any(KOMBU_CLOSE_CRASH in message for message, _ in records)
+        known = (any(KOMBU_CLOSE_CRASH in message for message, _exception in records)
                  and any("restore_unacked" in message + exception for message, exception in records))
         lines = [message + (" | " + exception.strip().splitlines()[-1] if exception.strip() else "")
                  for message, exception in records
