@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # molecule with this project's environment: base images built or reused,
-# project-local collections, a private ANSIBLE_HOME (Molecule installs the
-# collection under test there on every run, so no stale copy shadows the
-# checkout), and the controller's extra CA bundle offered to the containers.
+# project-local collections, a private ANSIBLE_HOME (no stale copy of the
+# collection in ~/.ansible shadows the checkout; Molecule's prerun, which would
+# copy the checkout there, is off in .config/molecule/config.yml), and the
+# controller's extra CA bundle offered to the containers.
 # Runs inside engine.sh (DOCKER_HOST set).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
