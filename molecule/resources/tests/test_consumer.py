@@ -34,8 +34,10 @@ DEPENDENCIES = ROOT / ".cache" / "collections"
 
 
 def _env(infra):
-    """The consumer's environment: no ANSIBLE_* or MOLECULE_* setting of this checkout's runs."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}
+    """The consumer's environment: no ANSIBLE_* or MOLECULE_* setting of this checkout's runs, and not its
+    PYTHONPATH (`make test` puts a mirror of the checkout there, and Ansible finds collections on sys.path too)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("ANSIBLE_", "MOLECULE_")) and key != "PYTHONPATH"}
     env.update(ANSIBLE_HOME=str(infra / ".ansible"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_COLLECTIONS_PATH=f"{infra / 'collections'}:{DEPENDENCIES}")
     return env
