@@ -189,3 +189,8 @@ def app_source(tmp_path, version, extra_static=None, healthz_status=None):
     if extra_static:
         (source / APP_STATIC / extra_static).write_text(f"{version}\n")
     return source
+
+
+def release_vars(source):
+    """The variables that point a run at an app source made by app_source."""
+    return {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / APP_STATIC)}

@@ -43,8 +43,8 @@ def _env(infra):
     return env
 
 
-def _run(infra, *args):
-    return subprocess.run(args, cwd=infra, env=_env(infra), capture_output=True, text=True, check=False)
+def _run(infra, *args, **extra_env):
+    return subprocess.run(args, cwd=infra, env=_env(infra) | extra_env, capture_output=True, text=True, check=False)
 
 
 def _recap(output):
@@ -104,10 +104,7 @@ def test_site_from_the_tarball_converges_the_host_with_the_consumers_settings(in
     if not (infra / "collections").exists():
         pytest.skip("the install test failed")
     mark = uuid.uuid4().hex
-    playbook = str(ROOT / ".venv" / "bin" / "ansible-playbook")
-    env_mark = {"CONSUMER_DEPLOYED_BY": mark}
-    first = subprocess.run([playbook, "flaskfleet.stack.site"], cwd=infra, env=_env(infra) | env_mark,
-                           capture_output=True, text=True, check=False)
+    first = _run(infra, str(ROOT / ".venv" / "bin" / "ansible-playbook"), "flaskfleet.stack.site", CONSUMER_DEPLOYED_BY=mark)
     output = first.stdout + first.stderr
     assert first.returncode == 0, output[-4000:]
     recap = _recap(first.stdout)

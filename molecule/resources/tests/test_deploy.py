@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import APP_STATIC as STATIC
-from conftest import EXCLUDED, SUPERVISOR, app_source, converge, curl_in, main_pid
+from conftest import EXCLUDED, SUPERVISOR, app_source, converge, curl_in, main_pid, release_vars
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.
@@ -30,10 +29,6 @@ def debian12(instance):
     if not instance.endswith("debian12"):
         pytest.skip("deploys run on one platform per scenario")
     return instance
-
-
-def _extra(source):
-    return {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / STATIC)}
 
 
 def _workers(host):
@@ -55,7 +50,7 @@ def _live_release(host):
 def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_factory):
     source = app_source(tmp_path_factory.mktemp("v2"), "1.0.1+rollout", extra_static="extra.txt")
     master, workers, before = main_pid(host), _workers(host), _live_release(host)
-    extra = _extra(source)
+    extra = release_vars(source)
     if SUPERVISOR == "systemd":
         extra["nginx_server_names"] = ["app.example.test", "www.example.test"]
     if SUPERVISOR == "systemd":
@@ -87,12 +82,12 @@ def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_
 def test_a_failed_run_after_a_code_change_still_serves_the_new_code(debian12, host, tmp_path_factory):
     source = app_source(tmp_path_factory.mktemp("v3"), "1.0.2+after-failure")
     # gunicorn's config check refuses this after the new release is in place
-    failed = converge(debian12, {**_extra(source), "gunicorn_settings": {"backlog": "not-a-number"}}, *APP_ONLY)
+    failed = converge(debian12, {**release_vars(source), "gunicorn_settings": {"backlog": "not-a-number"}}, *APP_ONLY)
     assert failed.returncode != 0, failed.stdout[-3000:]
     assert _version(host) == "1.0.2+after-failure"
     # removed from the source: no longer downloadable
     assert _status(host, "/static/extra.txt") == "404"
-    again = converge(debian12, _extra(source), *APP_ONLY)
+    again = converge(debian12, release_vars(source), *APP_ONLY)
     assert again.returncode == 0, again.stdout[-3000:]
     assert _version(host) == "1.0.2+after-failure"
     registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))

@@ -19,7 +19,7 @@ import time
 
 import pytest
 import testinfra
-from conftest import APP_STATIC, SITE_NAME, SUPERVISOR, ansible_run, app_source, engine_cli, group_hosts
+from conftest import SITE_NAME, SUPERVISOR, ansible_run, app_source, engine_cli, group_hosts, release_vars
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or len(group_hosts("flask_web")) < 2,
                                 reason="scenario default: two web hosts")
@@ -92,8 +92,8 @@ def _version(port):
 
 
 def _deploy(source, *options):
-    extra = {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / APP_STATIC)}
-    return ansible_run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(extra), *options], check=False)
+    return ansible_run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(release_vars(source)), *options],
+                       check=False)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 import testinfra
-from conftest import (APP_STATIC, ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in, engine_cli,
-                      gather_facts, group_hosts, unit_memory_limit, unit_oom_kills)
+from conftest import (ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in, engine_cli, gather_facts,
+                      group_hosts, release_vars, unit_memory_limit, unit_oom_kills)
 
 WORKERS = group_hosts("flask_workers")
 WEBS = group_hosts("flask_web")
@@ -467,10 +467,9 @@ def test_a_deploy_restarts_the_worker_warm_while_its_task_finishes(web, worker, 
     main, release = worker_pid(worker), worker.check_output("readlink /srv/app/current")
     built = set(worker.check_output("ls /srv/app/releases").split())
     source = app_source(tmp_path_factory.mktemp("worker-deploy"), "3.0.0")
-    extra = {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / APP_STATIC)}
     run = subprocess.Popen(  # pylint: disable=consider-using-with
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "molecule/resources/converge.yml",
-         "--limit", WORKER, "--tags", "flask_app,celery", "-e", json.dumps(extra)],
+         "--limit", WORKER, "--tags", "flask_app,celery", "-e", json.dumps(release_vars(source))],
         cwd=ROOT, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_INJECT_FACT_VARS="False"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # The new release is built beside the live one; the switch (and the restart) follows within seconds.
