@@ -22,7 +22,7 @@ export ANSIBLE_HOME := $(CACHE)/ansible-home
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help deps tree images lint sanity unit molecule test demo build docs clean
+.PHONY: help deps tree images lint lint-checks sanity sanity-checks unit molecule test demo faults build docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,13 +57,19 @@ tree: deps
 images: deps  ## build (or reuse) the systemd base images for Molecule
 	tools/harness/engine.sh run tools/harness/images.sh
 
-lint: deps  ## yamllint, ansible-lint (production profile), changelog lint, ansible-test sanity
+lint: tree  ## yamllint, ansible-lint (production profile), changelog lint, ansible-test sanity
+	$(MAKE) --no-print-directory lint-checks
+
+lint-checks:  # lint without remaking the tree (make test runs it beside the scenarios: tests/integration/test_lint.py)
 	yamllint -s .
 	ansible-lint --strict
 	antsibull-changelog lint
-	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory sanity-checks
 
 sanity: tree  ## ansible-test sanity on the newest and the oldest supported ansible-core
+	$(MAKE) --no-print-directory sanity-checks
+
+sanity-checks:
 	tools/harness/sanity.sh $(VENV) $(TREE)
 	tools/harness/sanity.sh $(VENV_OLDEST) $(TREE)
 
@@ -74,13 +80,19 @@ unit: tree  ## unit tests (filter plugins on both ansible-core lines, demo app)
 molecule: deps  ## one Molecule scenario: make molecule SCENARIO=default
 	tools/harness/engine.sh run tools/harness/molecule.sh test -s $(SCENARIO)
 
-test: lint  ## everything: lint, sanity, unit tests and every Molecule scenario (ends with pytest's summary)
+# The Molecule scenarios and lint start as soon as pytest has collected the
+# tests (tests/integration/conftest.py) and run beside the quicker ones.
+test: tree  ## everything: lint, sanity, unit tests and every Molecule scenario (ends with pytest's summary)
 	cd $(TREE) && PYTHONPATH=$(CACHE)/tree $(VENV_OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 	PYTHONPATH=$(CACHE)/tree:$(ROOT)/demo/app/src tools/harness/engine.sh run $(VENV)/bin/python -m pytest -p no:cacheprovider -s -v \
 	    tests/unit demo/app/tests tests/integration
 
 demo: deps  ## provision the full stack into a local container and print how to reach it
 	tools/harness/engine.sh run tools/harness/demo.sh
+
+faults: deps images  ## the fault suite at full size under both backends: a table of recoveries, failed requests, lost tasks and lines
+	tools/harness/engine.sh run tools/harness/faults.sh
+
 
 docs: deps  ## role documentation (docs/roles/) from the roles' argument specs
 	$(VENV)/bin/python tools/docs/roles.py

@@ -14,6 +14,20 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+def pytest_collection_finish(session):
+    # The long jobs (every Molecule scenario, lint and sanity) start as soon as
+    # the tests are known: a test module's start_background() submits them to
+    # its own threads, its tests wait for their results. The quick tests run
+    # meanwhile, and the scenarios do not wait for lint.
+    started = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        start = getattr(module, "start_background", None)
+        if start and module not in started:
+            started.add(module)
+            start()
+
+
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory):
     with open(ROOT / ".config" / "molecule" / "config.yml", encoding="utf-8") as handle:

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Every Molecule scenario, as one test each, so `make test` ends with one pytest summary.
 
-Runs inside tools/harness/engine.sh (DOCKER_HOST set). The scenarios run side
+Runs inside tools/harness/engine.sh (DOCKER_HOST set). The scenarios start as
+soon as pytest has collected the tests (conftest.py) and run side
 by side (FLASKFLEET_SCENARIO_JOBS at once, default 2: each spends most of its
 time waiting on package installs and services); each one's full output goes to
 .cache/logs/molecule-<scenario>.log, and its verifier's part is printed when
@@ -35,12 +36,23 @@ def _run(scenario):
     return rc, time.monotonic() - started, log
 
 
+_RUNS = {}
+
+
+def start_background():
+    """Start every scenario (conftest.py calls this once the tests are collected)."""
+    if not _RUNS and os.environ.get("DOCKER_HOST"):
+        pool = ThreadPoolExecutor(max_workers=max(1, JOBS), thread_name_prefix="molecule")
+        _RUNS.update({scenario: pool.submit(_run, scenario) for scenario in SCENARIOS})
+        pool.shutdown(wait=False)
+
+
 @pytest.fixture(scope="module")
 def runs():
     if not os.environ.get("DOCKER_HOST"):
         pytest.fail("run through tools/harness/engine.sh (make test): DOCKER_HOST is not set")
-    with ThreadPoolExecutor(max_workers=max(1, JOBS)) as pool:
-        yield {scenario: pool.submit(_run, scenario) for scenario in SCENARIOS}
+    start_background()
+    return _RUNS
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

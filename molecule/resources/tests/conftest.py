@@ -9,13 +9,18 @@ module run. The instance list comes from Molecule's inventory.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pathlib
 import shutil
 import shlex
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import testinfra
@@ -43,10 +48,52 @@ def group_hosts(group="all"):
     return sorted((inventory.get(group) or {}).get("hosts") or {})
 
 
-def pytest_collection_modifyitems(items):
+# The fault suite (tests marked `fault`): `make faults` sets FLASKFLEET_FAULTS=full
+# and runs those alone at full size (a longer Loki outage, more tasks queued);
+# in `make test` they run at short size among the others.
+FAULTS_FULL = os.environ.get("FLASKFLEET_FAULTS") == "full"
+FAULT_ROWS = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault: a fault of the fault suite; records what it measured (record_fault)")
+
+
+def pytest_collection_modifyitems(config, items):
     # The consumer test (test_consumer.py) converges the host with another
     # repository's settings: it runs after every other test.
     items.sort(key=lambda item: item.path.name == "test_consumer.py")
+    if FAULTS_FULL:
+        others = [item for item in items if not item.get_closest_marker("fault")]
+        config.hook.pytest_deselected(items=others)
+        items[:] = [item for item in items if item.get_closest_marker("fault")]
+
+
+def scenario_name():
+    """The Molecule scenario the tests run against (from its inventory's path when the variable is unset)."""
+    name = os.environ.get("MOLECULE_SCENARIO_NAME")
+    if name:
+        return name
+    return pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parents[1].name.rsplit(".", 1)[-1]
+
+
+def record_fault(fault, **measured):
+    """One row of the fault table: what a fault test injected and what it measured."""
+    row = {"fault": fault, "backend": SUPERVISOR, "scenario": scenario_name(), **measured}
+    FAULT_ROWS.append(row)
+    print("fault " + json.dumps(row, sort_keys=True))
+
+
+def pytest_sessionfinish(session):  # pylint: disable=unused-argument
+    # The rows of this run, for `make faults`' table (tools/faults/report.py).
+    if not FAULT_ROWS:
+        return
+    out = ROOT / ".cache" / "faults"
+    out.mkdir(parents=True, exist_ok=True)
+    size = "full" if FAULTS_FULL else "short"
+    (out / f"{scenario_name()}-{size}.json").write_text(
+        json.dumps({"scenario": scenario_name(), "backend": SUPERVISOR, "size": size,
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": FAULT_ROWS}, indent=2) + "\n")
 
 
 def pytest_generate_tests(metafunc):
@@ -105,6 +152,11 @@ def main_pid(host, backend=None):
         return host.check_output(f"systemctl show -P MainPID {SERVICE}")
     out = host.run(f"supervisorctl pid {SERVICE}").stdout.strip()
     return out if out.isdigit() else "0"
+
+
+def gunicorn_workers(host):
+    """PIDs of the Gunicorn master's workers."""
+    return host.check_output(f"pgrep -P {main_pid(host)}").split()
 
 
 def masters(host):
@@ -194,3 +246,84 @@ def app_source(tmp_path, version, extra_static=None, healthz_status=None):
 def release_vars(source):
     """The variables that point a run at an app source made by app_source."""
     return {"flask_app_source_dir": str(source), "flask_app_static_src": str(source / APP_STATIC)}
+
+
+def published_port(instance, port=443):
+    """The controller-side 127.0.0.1 port of an instance's port."""
+    out = subprocess.run([engine_cli(), "port", instance, f"{port}/tcp"], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[0].rsplit(":", 1)[1])
+
+
+def https_get(port, path="/", timeout=10):
+    """One request on a new connection, as a client would come: HTTPS to nginx
+    through a published port, by the site's name; returns (status, body)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(SITE_NAME, port, timeout=timeout, context=context)
+    # to 127.0.0.1, with the site's name as SNI (nginx refuses a handshake for names it does not serve)
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout),
+                                    server_hostname=SITE_NAME)
+    try:
+        conn.request("GET", path, headers={"Host": SITE_NAME})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class Load:
+    """A steady, bounded loop of requests from the controller to web hosts'
+    published HTTPS ports until stopped (at most `limit` seconds). Every answer
+    is kept with its time, so a test can count what failed after a fault and
+    how long until the service answered again."""
+
+    def __init__(self, ports, path="/healthz", limit=900, pause=0.05):
+        self.ports, self.path, self.limit, self.pause = list(ports), path, limit, pause
+        self.stop = threading.Event()
+        self.counts = {port: [0, 0] for port in self.ports}  # served, failed
+        self.failures = []  # (port, time, status)
+        self.timeline = []  # (time, ok)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            for port in self.ports:
+                try:
+                    status, _body = https_get(port, self.path)
+                    ok = status == 200
+                except (OSError, http.client.HTTPException) as error:
+                    status, ok = repr(error), False
+                now = time.monotonic()
+                self.timeline.append((now, ok))
+                self.counts[port][0 if ok else 1] += 1
+                if not ok:
+                    self.failures.append((port, round(now, 1), status))
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def wait_requests(self, count, timeout=60):
+        """Wait until `count` more answers came in (the loop runs and is counted)."""
+        target, deadline = len(self.timeline) + count, time.monotonic() + timeout
+        while len(self.timeline) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.timeline) >= target, f"the load loop got {len(self.timeline)} answers, not {target}"
+
+    def summary(self, since):
+        """Requests answered and failed after `since`, and seconds from `since` until
+        the first success after the last failure (0 when nothing failed)."""
+        after = [(stamp, ok) for stamp, ok in self.timeline if stamp >= since]
+        failed = [stamp for stamp, ok in after if not ok]
+        recovery = 0.0
+        if failed:
+            back = [stamp for stamp, ok in after if ok and stamp > failed[-1]]
+            recovery = round((back[0] if back else float("inf")) - since, 2)
+        return {"requests": len(after), "failed_requests": len(failed), "recovery_s": recovery}

@@ -14,9 +14,11 @@ through the supervise role's registry.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from conftest import EXCLUDED, SUPERVISOR, app_source, converge, curl_in, main_pid, release_vars
+from conftest import (EXCLUDED, SUPERVISOR, Load, app_source, converge, curl_in, gunicorn_workers, main_pid,
+                      published_port, record_fault, release_vars)
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.
@@ -31,10 +33,6 @@ def debian12(instance):
     return instance
 
 
-def _workers(host):
-    return set(host.check_output(f"pgrep -P {main_pid(host)}").split())
-
-
 def _version(host):
     return json.loads(curl_in(host, "/").stdout)["version"]
 
@@ -47,9 +45,10 @@ def _live_release(host):
     return host.check_output("readlink /srv/app/current")
 
 
+@pytest.mark.fault
 def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_factory):
     source = app_source(tmp_path_factory.mktemp("v2"), "1.0.1+rollout", extra_static="extra.txt")
-    master, workers, before = main_pid(host), _workers(host), _live_release(host)
+    master, workers, before = main_pid(host), set(gunicorn_workers(host)), _live_release(host)
     extra = release_vars(source)
     if SUPERVISOR == "systemd":
         extra["nginx_server_names"] = ["app.example.test", "www.example.test"]
@@ -62,11 +61,19 @@ def test_new_release_is_served_after_a_graceful_reload(debian12, host, tmp_path_
         assert "would be published in" in check.stdout, check.stdout[-3000:]
         assert (_live_release(host), main_pid(host)) == (before, master)
         assert _version(host) == "1.0.0"
-    proc = converge(debian12, extra, *WEB_TIER)
+    # the deploy's reload under a steady load from outside: no request may fail
+    with Load([published_port(debian12)]) as load:
+        load.wait_requests(20)
+        began = time.monotonic()
+        proc = converge(debian12, extra, *WEB_TIER)
+        load.wait_requests(20)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    measured = load.summary(began)
+    record_fault("Gunicorn reload for a new release (deploy)", **measured)
+    assert measured["requests"] > 50 and not load.failures, (measured, load.failures[:20])
     assert _version(host) == "1.0.1+rollout"
     assert main_pid(host) == master, "the master was restarted, not reloaded"
-    assert not _workers(host) & workers, "old workers still serve"
+    assert not set(gunicorn_workers(host)) & workers, "old workers still serve"
     assert _live_release(host) != before
     assert host.file(before).is_directory, "the previous release is kept for a switch back"
     for name in EXCLUDED:

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 import testinfra
-from conftest import SUPERVISOR, converge, curl_in, engine_cli, group_hosts
+from conftest import FAULTS_FULL, SUPERVISOR, converge, curl_in, engine_cli, group_hosts, record_fault
 
 LOKIS = group_hosts("loki")
 pytestmark = pytest.mark.skipif(not LOKIS, reason="no loki host in this scenario")
@@ -140,18 +140,31 @@ def test_a_task_a_request_enqueued_is_found_on_the_worker_host_by_the_request_id
     assert all(stream["stream"].get("service", "").startswith("celery-") for stream in streams), streams
 
 
+@pytest.mark.fault
 def test_every_line_arrives_once_across_loki_and_promtail_restarts(web, loki):
     marker = f"count-{uuid.uuid4().hex[:12]}"
-    total = 150
+    # make faults: Loki down for a minute (Promtail keeps its lines and retries); make test: a restart
+    down_s = 60 if FAULTS_FULL else 0
+    total = 450 if FAULTS_FULL else 150
     web.run("rm -f /tmp/log-load.done")
     load = (f"for i in $(seq 1 {total}); do curl -sk -o /dev/null --resolve app.example.test:443:127.0.0.1"
             f" 'https://app.example.test/healthz?{marker}='$i; sleep 0.2; done; touch /tmp/log-load.done")
     web.run(f"systemd-run --unit flaskfleet-log-load --collect bash -c {shlex.quote(load)}")
     time.sleep(8)
-    assert loki.run("systemctl restart loki").rc == 0
+    began = time.monotonic()
+    if down_s:
+        assert loki.run("systemctl stop loki").rc == 0
+        time.sleep(down_s)
+        assert loki.run("systemctl start loki").rc == 0
+    else:
+        assert loki.run("systemctl restart loki").rc == 0
+    ready = f"curl -sf -o /dev/null {loki_url(loki)}/ready"
+    while loki.run(ready).rc != 0 and time.monotonic() - began < down_s + 120:
+        time.sleep(0.5)
+    ready_s = round(time.monotonic() - began, 1)
     time.sleep(8)
     assert web.run("systemctl restart promtail").rc == 0
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 + 3 * total // 10
     while web.run("test -e /tmp/log-load.done").rc != 0 and time.monotonic() < deadline:
         time.sleep(1)
     # Each request wrote one line to nginx's JSON file and one to Gunicorn's journal.
@@ -162,7 +175,11 @@ def test_every_line_arrives_once_across_loki_and_promtail_restarts(web, loki):
         numbers = sorted(int(json.loads(line)["query"].split("=", 1)[1]) for line in lines)
         report[service] = (len(set(numbers)), len(numbers) - len(set(numbers)),
                            sorted(set(range(1, total + 1)) - set(numbers)))
-    print(f"{total} requests over a Loki and a Promtail restart, (in Loki, twice, missing) per source: {report}")
+    outage = f"Loki stopped for {down_s} s" if down_s else "Loki restarted"
+    record_fault(f"{outage}, then Promtail restarted; {total} requests logged", loki_ready_s=ready_s,
+                 lost_log_lines=sum(len(missing) for _count, _doubled, missing in report.values()),
+                 doubled_log_lines=sum(doubled for _count, doubled, _missing in report.values()))
+    print(f"{total} requests over {outage} and a Promtail restart, (in Loki, twice, missing) per source: {report}")
     assert all(count == total and not doubled and not missing for count, doubled, missing in report.values()), report
 
 

@@ -9,17 +9,13 @@ starts from the release the good rollout left.
 """
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import ssl
-import subprocess
-import threading
 import time
 
 import pytest
 import testinfra
-from conftest import SITE_NAME, SUPERVISOR, ansible_run, app_source, engine_cli, group_hosts, release_vars
+from conftest import (SUPERVISOR, Load, ansible_run, app_source, engine_cli, group_hosts, https_get, published_port,
+                      release_vars)
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or len(group_hosts("flask_web")) < 2,
                                 reason="scenario default: two web hosts")
@@ -31,62 +27,8 @@ def _host(name):
     return testinfra.get_host(f"{engine_cli()}://{name}")
 
 
-def _port(instance):
-    out = subprocess.run([engine_cli(), "port", instance, "443/tcp"], check=True, capture_output=True, text=True)
-    return int(out.stdout.split()[0].rsplit(":", 1)[1])
-
-
-def _get(port, path="/"):
-    """One request on a new connection, as a client would come: HTTPS to nginx, by the site's name."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(SITE_NAME, port, timeout=10, context=context)
-    # to 127.0.0.1, with the site's name as SNI (nginx refuses a handshake for names it does not serve)
-    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=SITE_NAME)
-    try:
-        conn.request("GET", path, headers={"Host": SITE_NAME})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-class Load:
-    """A bounded loop of requests against every web host until stopped (at most `limit` seconds)."""
-
-    def __init__(self, ports, limit=900):
-        self.ports, self.limit = ports, limit
-        self.stop = threading.Event()
-        self.counts = {port: [0, 0] for port in ports}  # served, failed
-        self.failures = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        deadline = time.monotonic() + self.limit
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            for port in self.ports:
-                try:
-                    status, _body = _get(port, "/healthz")
-                    ok = status == 200
-                except (OSError, http.client.HTTPException) as error:
-                    status, ok = repr(error), False
-                self.counts[port][0 if ok else 1] += 1
-                if not ok:
-                    self.failures.append((port, round(time.monotonic(), 1), status))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 def _version(port):
-    status, body = _get(port, "/")
+    status, body = https_get(port, "/")
     assert status == 200, (status, body[:300])
     return json.loads(body)["version"]
 
@@ -98,7 +40,7 @@ def _deploy(source, *options):
 
 @pytest.fixture(scope="module")
 def ports():
-    return {web: _port(web) for web in WEBS}
+    return {web: published_port(web) for web in WEBS}
 
 
 def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywhere(ports, tmp_path_factory):

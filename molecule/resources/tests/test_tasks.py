@@ -19,8 +19,8 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 import testinfra
-from conftest import (ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in, engine_cli, gather_facts,
-                      group_hosts, release_vars, unit_memory_limit, unit_oom_kills)
+from conftest import (FAULTS_FULL, ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in, engine_cli,
+                      gather_facts, group_hosts, record_fault, release_vars, unit_memory_limit, unit_oom_kills)
 
 WORKERS = group_hosts("flask_workers")
 WEBS = group_hosts("flask_web")
@@ -325,22 +325,35 @@ def test_a_killed_pool_child_gets_its_task_again_and_the_worker_stays(web, worke
     print(f"pool child {child} killed mid-task: the task ran again in {result['result']['pid']}; main process {main} stayed")
 
 
-@pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default (systemd kills the whole worker cgroup)")
+@pytest.mark.fault
 def test_a_killed_worker_loses_no_queued_task(web, worker):
-    count = 12
+    count = 30 if FAULTS_FULL else 12
     ids = enqueue(web, "wait", count=count, ms=3000)
     wait_started(web, ids[0])
+    main = worker_pid(worker)
     began = time.monotonic()
-    worker.run(f"systemctl kill -s SIGKILL {SERVICE}")
+    if SUPERVISOR == "systemd":
+        out = worker.run(f"systemctl kill -s SIGKILL {SERVICE}")
+    else:
+        # supervisord starts each program in a process group of its own: the main process and its pool
+        assert worker.check_output(f"ps -o pgid= -p {main}").strip() == main
+        out = worker.run(f"pkill -KILL -g {main}")
+    assert out.rc == 0, out.stdout + out.stderr
     results = wait_tasks(web, ids, timeout=VISIBILITY_TIMEOUT + 120)
     took = time.monotonic() - began
-    assert all(result["state"] == "SUCCESS" for result in results.values()), results
+    lost = [task_id for task_id, result in results.items() if result["state"] != "SUCCESS"]
     log = log_since(worker, "0")
     counts = {task_id: log.count(f"flaskfleet-demo run {task_id}") for task_id in ids}
     twice = [task_id for task_id, count in counts.items() if count > 1]
-    # The task that was running when the worker died ran again; none ran more than twice.
-    assert ids[0] in twice, counts
-    assert max(counts.values()) == 2, counts
+    record_fault(f"Celery worker SIGKILLed mid-task, {count} tasks queued", lost_tasks=len(lost), ran_twice=len(twice),
+                 all_done_s=round(took, 1), restarted=worker_pid(worker) not in ("0", main))
+    assert not lost, results
+    # The task that was running when the worker died ran again; none ran more than twice. (Under
+    # supervisord the killed run's line is not always in the program's log file, which supervisord
+    # reads from a pipe: seen once missing, the task SUCCESS after its second run.)
+    if SUPERVISOR == "systemd":
+        assert ids[0] in twice, counts
+    assert twice and max(counts.values()) == 2, counts
     print(f"worker SIGKILLed with {count} tasks queued: all {count} SUCCESS after {took:.0f} s;"
           f" {len(twice)} ran twice (started or reserved, unacknowledged when it died:"
           f" redelivered after the {VISIBILITY_TIMEOUT} s visibility timeout)")
@@ -386,9 +399,12 @@ def test_a_task_past_the_kernel_cap_is_killed_alone(web, worker):
           f" {result['result']}; main process {main} stayed")
 
 
+@pytest.mark.fault
 def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message_in_flight(web, worker, redis):
     main, mark = worker_pid(worker), log_mark(worker)
-    before = enqueue(web, "wait", count=20, ms=500)
+    queued = 60 if FAULTS_FULL else 20
+    before = enqueue(web, "wait", count=queued, ms=500)
+    began = time.monotonic()
     redis_pid = redis.check_output("systemctl show -P MainPID redis-server@broker")
     out = redis.run("systemctl restart redis-server@broker")
     assert out.rc == 0, out.stderr
@@ -401,6 +417,7 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
+    enqueued_again_s = round(time.monotonic() - began, 2)
     # Every task enqueued after the restart completes on the reconnected worker.
     done = wait_tasks(web, after, timeout=120)
     assert all(result["state"] == "SUCCESS" for result in done.values()), done
@@ -434,10 +451,12 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
             break
         time.sleep(2)
     lost = [task_id for task_id, state in states.items() if state == "PENDING" and runs(worker, task_id) == 0]
+    record_fault(f"Redis restart, {queued} tasks queued", lost_tasks=len(lost), enqueue_again_s=enqueued_again_s,
+                 worker_restarted=restarted)
     assert all(state == "SUCCESS" for task_id, state in states.items() if task_id not in lost), states
     assert len(lost) <= 1, f"{len(lost)} tasks lost: {lost}"
     twice = sum(runs(worker, task_id) > 1 for task_id in before + after)
-    print(f"Redis restarted with 20 tasks queued: {20 - len(lost)} of 20 and 10 of 10 enqueued after SUCCESS,"
+    print(f"Redis restarted with {queued} tasks queued: {queued - len(lost)} of {queued} and 10 of 10 enqueued after SUCCESS,"
           f" {len(lost)} lost in kombu's pop window, {twice} ran twice; worker {main} "
           + ("crashed in kombu's channel close and was restarted by its supervisor" if restarted else "reconnected"))
 

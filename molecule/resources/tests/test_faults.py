@@ -1,0 +1,135 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The web host's faults, each injected once under a steady load from outside
+(conftest.Load: HTTPS through the published port, as a client comes): what
+failed, how long until the service answered again, and that it did.
+
+The fault suite's other faults live with the tests of what they break, marked
+`fault` too: a reload for a new release (test_deploy.py), a Celery worker
+SIGKILLed with tasks queued and a Redis restart (test_tasks.py), Loki down
+(test_logs.py). `make faults` runs the marked tests alone at full size under
+both backends and prints their table (tools/faults/report.py).
+
+Runs on the first web host of each scenario (its supervision backend decides
+how the master is restarted and what holds the memory cap).
+"""
+from __future__ import annotations
+
+import time
+
+from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_plan
+import pytest
+import testinfra
+from conftest import (CAPPED_UNIT, SERVICE, SUPERVISOR, Load, curl_in, engine_cli, gather_facts, group_hosts,
+                      gunicorn_workers, main_pid, published_port, record_fault, unit_memory_limit, unit_oom_kills)
+
+WEB = group_hosts("flask_web")[0]
+pytestmark = pytest.mark.fault
+
+
+@pytest.fixture(scope="module")
+def web():
+    return testinfra.get_host(f"{engine_cli()}://{WEB}")
+
+
+@pytest.fixture(scope="module")
+def port():
+    return published_port(WEB)
+
+
+def _serving(web):
+    return curl_in(web, "/healthz", "-o /dev/null", "-w '%{http_code}'").stdout == "200"
+
+
+def _wait(condition, timeout=60):
+    """Seconds until condition() held (polled), or None when it never did within timeout."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if condition():
+            return round(time.monotonic() - began, 2)
+        time.sleep(0.25)
+    return None
+
+
+def test_sigkill_of_the_gunicorn_master(web, port):
+    with Load([port]) as load:
+        load.wait_requests(20)
+        master = main_pid(web)
+        began = time.monotonic()
+        web.run(f"kill -KILL {master}")
+        back = _wait(lambda: main_pid(web) not in ("0", master) and _serving(web))
+        load.wait_requests(40)
+    measured = load.summary(began)
+    record_fault("SIGKILL of the Gunicorn master", restarted_s=back, **measured)
+    assert back is not None, f"no new master serving within 60 s after SIGKILL of {master}"
+    assert measured["recovery_s"] != float("inf"), measured
+
+
+def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
+    plan = gunicorn_plan(gather_facts(WEB), workload="mixed", worker_memory_mb=150)
+    kills = unit_oom_kills(web, CAPPED_UNIT)
+    limit_mb = unit_memory_limit(web, CAPPED_UNIT) // 2**20
+    with Load([port]) as load:
+        load.wait_requests(20)
+        began = time.monotonic()
+        # Faster than any sampling: one request allocates past the kernel's limit.
+        leak = curl_in(web, f"/leak?mb={limit_mb + 50}", "-o /dev/null", "-w '%{http_code}'").stdout
+        back = _wait(lambda: len(gunicorn_workers(web)) == plan["workers"] and _serving(web))
+        load.wait_requests(40)
+    measured = load.summary(began)
+    killed = unit_oom_kills(web, CAPPED_UNIT) - kills
+    record_fault(f"A Gunicorn worker past the {limit_mb} MB cap of {CAPPED_UNIT}", oom_kills=killed,
+                 restarted_s=back, leaking_request=leak, **measured)
+    assert killed > 0, "the cap never killed anything"
+    assert back is not None, f"not {plan['workers']} workers serving within 60 s"
+    assert measured["recovery_s"] != float("inf"), measured
+
+
+def test_nginx_reload_with_a_changed_config_fails_no_request(web, port):
+    snippet = web.check_output("ls /etc/nginx/snippets/*-extra.conf").split()[0]
+    original = web.file(snippet).content_string
+    master = web.check_output("cat /run/nginx.pid")
+    workers = set(web.check_output(f"pgrep -P {master}").split())
+    seen = []
+    with Load([port]) as load:
+        load.wait_requests(20)
+        began = time.monotonic()
+        try:
+            for generation in range(1, 4):
+                web.run(f"printf '%s\\nadd_header X-Flaskfleet-Fault-Probe \"{generation}\" always;\\n' "
+                        f"{_quote(original)} > {snippet}")
+                reload = web.run("nginx -t -q && systemctl reload nginx")
+                assert reload.rc == 0, reload.stdout + reload.stderr
+                load.wait_requests(20)
+                seen.append(curl_in(web, "/healthz", "-o /dev/null", "-D -").stdout)
+        finally:
+            web.run(f"printf '%s' {_quote(original)} > {snippet} && nginx -t -q && systemctl reload nginx")
+        load.wait_requests(20)
+    measured = load.summary(began)
+    record_fault("nginx reload with a changed config (3 generations)", **measured)
+    assert all(f'x-flaskfleet-fault-probe: {n}' in head.lower() for n, head in zip((1, 2, 3), seen)), seen
+    assert web.check_output("cat /run/nginx.pid") == master, "nginx was restarted, not reloaded"
+    assert not workers & set(web.check_output(f"pgrep -P {master}").split()), "the old workers still serve"
+    assert measured["requests"] > 50 and measured["failed_requests"] == 0, (measured, load.failures[:20])
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def test_a_restart_of_the_gunicorn_service_recovers(web, port):
+    restart = f"systemctl restart {SERVICE}" if SUPERVISOR == "systemd" else f"supervisorctl restart {SERVICE}"
+    with Load([port]) as load:
+        load.wait_requests(20)
+        master = main_pid(web)
+        began = time.monotonic()
+        out = web.run(restart)
+        back = _wait(lambda: main_pid(web) not in ("0", master) and _serving(web))
+        load.wait_requests(40)
+    measured = load.summary(began)
+    record_fault(f"Restart of {SERVICE} ({'systemctl' if SUPERVISOR == 'systemd' else 'supervisorctl'})",
+                 restarted_s=back, **measured)
+    assert out.rc == 0, out.stdout + out.stderr
+    assert back is not None, "not serving with a new master within 60 s of the restart"
+    assert measured["recovery_s"] != float("inf"), measured
