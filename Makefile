@@ -22,7 +22,7 @@ export ANSIBLE_HOME := $(CACHE)/ansible-home
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help deps tree images lint lint-checks sanity sanity-checks unit molecule test demo faults build docs clean
+.PHONY: help deps tree images lint lint-checks sanity sanity-checks unit molecule test demo faults bench build docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -93,6 +93,8 @@ demo: deps  ## provision the full stack into a local container and print how to 
 faults: deps images  ## the fault suite at full size under both backends: a table of recoveries, failed requests, lost tasks and lines
 	tools/harness/engine.sh run tools/harness/faults.sh
 
+bench: deps  ## converge the stack into a container, load it with wrk from another: the plan's ratios as a table (.cache/bench/)
+	tools/harness/engine.sh run tools/harness/bench.sh
 
 docs: deps  ## role documentation (docs/roles/) from the roles' argument specs
 	$(VENV)/bin/python tools/docs/roles.py

@@ -22,7 +22,7 @@ export FLASKFLEET_ARTIFACTS=${FLASKFLEET_ARTIFACTS:-$(cd "$root/.." && pwd)/shar
 # converge here (the containers' become needs no tty).
 export ANSIBLE_PIPELINING=${ANSIBLE_PIPELINING:-True}
 
-FLASKFLEET_SUITES=bookworm eval "$(tools/harness/images.sh)"
+eval "$(FLASKFLEET_SUITES=bookworm tools/harness/images.sh)"
 if ! "$cli" container inspect "$name" >/dev/null 2>&1; then
     "$cli" run -d --name "$name" --hostname "$name" --privileged --cgroupns=host \
         -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
