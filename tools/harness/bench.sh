@@ -19,12 +19,8 @@ host=flaskfleet-bench
 client=flaskfleet-bench-client
 network=flaskfleet-bench
 cli=$FLASKFLEET_ENGINE_CLI
-export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
-export ANSIBLE_HOME=$root/.cache/ansible-home
-export PATH=$root/.venv/bin:$PATH
-export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
-export ANSIBLE_INJECT_FACT_VARS=false
-export ANSIBLE_PIPELINING=${ANSIBLE_PIPELINING:-True}
+# shellcheck source=tools/harness/ansible-env.sh
+. "$root/tools/harness/ansible-env.sh"
 # Under podman, the podman CLI's connection, as tools/harness/molecule.sh
 # picks it; the baseline playbook runs through the same one.
 if [ "${FLASKFLEET_ENGINE:-}" = podman ]; then

@@ -10,17 +10,11 @@ name=flaskfleet-demo
 https_port=${FLASKFLEET_DEMO_HTTPS_PORT:-8443}
 http_port=${FLASKFLEET_DEMO_HTTP_PORT:-8080}
 cli=$FLASKFLEET_ENGINE_CLI
-export ANSIBLE_COLLECTIONS_PATH=$root/.cache/self:$root/.cache/collections
-export ANSIBLE_HOME=$root/.cache/ansible-home
-export PATH=$root/.venv/bin:$PATH
-export FLASKFLEET_EXTRA_CA_DIR=${FLASKFLEET_EXTRA_CA_DIR-/usr/local/share/ca-certificates}
-export ANSIBLE_INJECT_FACT_VARS=false
+# shellcheck source=tools/harness/ansible-env.sh
+. "$root/tools/harness/ansible-env.sh"
 # Loki's and Promtail's release zips (upstream names, SHA256SUMS): nothing
 # can be downloaded from GitHub here.
 export FLASKFLEET_ARTIFACTS=${FLASKFLEET_ARTIFACTS:-$(cd "$root/.." && pwd)/shared/artifacts}
-# One exec per module instead of copy, run and clean up: a quarter off every
-# converge here (the containers' become needs no tty).
-export ANSIBLE_PIPELINING=${ANSIBLE_PIPELINING:-True}
 
 eval "$(FLASKFLEET_SUITES=bookworm tools/harness/images.sh)"
 if ! "$cli" container inspect "$name" >/dev/null 2>&1; then

@@ -26,7 +26,9 @@ SLOW_CLIENTS = 16
 @pytest.fixture
 def stuck():
     host = testinfra.get_host(f"{engine_cli()}://{WEB}")
-    loop = (f"for i in $(seq 1 8); do curl -sk -o /dev/null --resolve {SITE_NAME}:443:127.0.0.1"
+    # Up to 5 min of stuck requests (stopped when the test ends): the diagnose run must still find
+    # them after installing py-spy, which took longer than the 80 s of an earlier loop on a busy machine.
+    loop = (f"for i in $(seq 1 30); do curl -sk -o /dev/null --resolve {SITE_NAME}:443:127.0.0.1"
             f" 'https://{SITE_NAME}/io?ms=10000'; done")
     for client in range(SLOW_CLIENTS):
         host.run(f"systemd-run --unit flaskfleet-slow-{client} --collect bash -c {shlex.quote(loop)}")

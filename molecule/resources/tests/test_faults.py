@@ -70,6 +70,7 @@ def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
     plan = gunicorn_plan(gather_facts(WEB), workload="mixed", worker_memory_mb=150)
     kills = unit_oom_kills(web, CAPPED_UNIT)
     limit_mb = unit_memory_limit(web, CAPPED_UNIT) // 2**20
+    master = main_pid(web)
     with Load([port]) as load:
         load.wait_requests(20)
         began = time.monotonic()
@@ -79,8 +80,10 @@ def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
         load.wait_requests(40)
     measured = load.summary(began)
     killed = unit_oom_kills(web, CAPPED_UNIT) - kills
+    # The kernel may kill a second process (the master too) before the first one's memory is freed:
+    # then the service restarts whole. Recorded, not asserted: the claim is that it recovers.
     record_fault(f"A Gunicorn worker past the {limit_mb} MB cap of {CAPPED_UNIT}", oom_kills=killed,
-                 restarted_s=back, leaking_request=leak, **measured)
+                 master_kept=main_pid(web) == master, restarted_s=back, leaking_request=leak, **measured)
     assert killed > 0, "the cap never killed anything"
     assert back is not None, f"not {plan['workers']} workers serving within 60 s"
     assert measured["recovery_s"] != float("inf"), measured
