@@ -42,7 +42,7 @@ def main(out, inputs):
         with open(path, encoding="utf-8") as handle:
             runs.append(json.load(handle))
     rows = [row for run in runs for row in run["rows"]]
-    machine = {"machine": platform.machine(), "kernel": platform.release(), "cpus": _cpus(), "memory": _memory()}
+    machine = {"machine": platform.machine(), "kernel": platform.release(), "cpus": os.cpu_count(), "memory": _memory()}
     with open(out, "w", encoding="utf-8") as handle:
         json.dump({"made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": machine, "runs": runs}, handle, indent=2)
     sizes = ", ".join(f"{run['scenario']}: {run['size']}" for run in runs)
@@ -57,10 +57,6 @@ def main(out, inputs):
         print("| " + " | ".join(cells) + " |")
     print(f"\n(saved: {out})")
     return 0
-
-
-def _cpus():
-    return os.cpu_count()
 
 
 def _memory():

@@ -16,6 +16,7 @@ how the master is restarted and what holds the memory cap).
 """
 from __future__ import annotations
 
+import shlex
 import time
 
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_plan
@@ -101,13 +102,13 @@ def test_nginx_reload_with_a_changed_config_fails_no_request(web, port):
         try:
             for generation in range(1, 4):
                 web.run(f"printf '%s\\nadd_header X-Flaskfleet-Fault-Probe \"{generation}\" always;\\n' "
-                        f"{_quote(original)} > {snippet}")
+                        f"{shlex.quote(original)} > {snippet}")
                 reload = web.run("nginx -t -q && systemctl reload nginx")
                 assert reload.rc == 0, reload.stdout + reload.stderr
                 load.wait_requests(20)
                 seen.append(curl_in(web, "/healthz", "-o /dev/null", "-D -").stdout)
         finally:
-            web.run(f"printf '%s' {_quote(original)} > {snippet} && nginx -t -q && systemctl reload nginx")
+            web.run(f"printf '%s' {shlex.quote(original)} > {snippet} && nginx -t -q && systemctl reload nginx")
         load.wait_requests(20)
     measured = load.summary(began)
     record_fault("nginx reload with a changed config (3 generations)", **measured)
@@ -115,10 +116,6 @@ def test_nginx_reload_with_a_changed_config_fails_no_request(web, port):
     assert web.check_output("cat /run/nginx.pid") == master, "nginx was restarted, not reloaded"
     assert not workers & set(web.check_output(f"pgrep -P {master}").split()), "the old workers still serve"
     assert measured["requests"] > 50 and measured["failed_requests"] == 0, (measured, load.failures[:20])
-
-
-def _quote(text):
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def test_a_restart_of_the_gunicorn_service_recovers(web, port):
