@@ -155,8 +155,14 @@ def main_pid(host, backend=None):
 
 
 def gunicorn_workers(host):
-    """PIDs of the Gunicorn master's workers."""
-    return host.check_output(f"pgrep -P {main_pid(host)}").split()
+    """PIDs of the Gunicorn master's workers: none while no master runs, or while a new one has not forked
+    yet (a supervisor's restart is caught in between when polled)."""
+    master = main_pid(host)
+    if master == "0":
+        return []
+    found = host.run(f"pgrep -P {master}")
+    assert found.rc in (0, 1), f"pgrep -P {master}: {found.stderr}"
+    return found.stdout.split()
 
 
 def masters(host):
