@@ -225,6 +225,21 @@ def curl_in(host, path, *options, scheme="https", name=SITE_NAME):
     return host.run(f"curl -sS -k --max-time 20 --resolve {name}:{port}:127.0.0.1 {opts} " + shlex.quote(f"{scheme}://{name}{path}"))
 
 
+def healthz_ok(host):
+    """Whether the app answers 200 on /healthz through the host's own nginx."""
+    return curl_in(host, "/healthz", "-o /dev/null", "-w '%{http_code}'").stdout == "200"
+
+
+def wait_for(condition, timeout=60, every=0.25):
+    """Seconds until condition() held (polled), or None when it never did within timeout."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if condition():
+            return round(time.monotonic() - began, 2)
+        time.sleep(every)
+    return None
+
+
 APP_STATIC = "src/flaskfleet_demo/static"
 # Not shipped by default (flask_app_source_exclude), whatever the source holds.
 EXCLUDED = (".git/config", ".env", "build/junk.txt", "src/flaskfleet_demo/__pycache__/stale.cpython-311.pyc")

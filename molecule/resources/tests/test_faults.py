@@ -23,7 +23,8 @@ from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_pl
 import pytest
 import testinfra
 from conftest import (CAPPED_UNIT, SERVICE, SUPERVISOR, Load, curl_in, engine_cli, gather_facts, group_hosts,
-                      gunicorn_workers, main_pid, published_port, record_fault, unit_memory_limit, unit_oom_kills)
+                      gunicorn_workers, healthz_ok, main_pid, published_port, record_fault, unit_memory_limit,
+                      unit_oom_kills, wait_for)
 
 WEB = group_hosts("flask_web")[0]
 pytestmark = pytest.mark.fault
@@ -39,27 +40,13 @@ def port():
     return published_port(WEB)
 
 
-def _serving(web):
-    return curl_in(web, "/healthz", "-o /dev/null", "-w '%{http_code}'").stdout == "200"
-
-
-def _wait(condition, timeout=60):
-    """Seconds until condition() held (polled), or None when it never did within timeout."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if condition():
-            return round(time.monotonic() - began, 2)
-        time.sleep(0.25)
-    return None
-
-
 def test_sigkill_of_the_gunicorn_master(web, port):
     with Load([port]) as load:
         load.wait_requests(20)
         master = main_pid(web)
         began = time.monotonic()
         web.run(f"kill -KILL {master}")
-        back = _wait(lambda: main_pid(web) not in ("0", master) and _serving(web))
+        back = wait_for(lambda: main_pid(web) not in ("0", master) and healthz_ok(web))
         load.wait_requests(40)
     measured = load.summary(began)
     record_fault("SIGKILL of the Gunicorn master", restarted_s=back, **measured)
@@ -77,7 +64,7 @@ def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
         began = time.monotonic()
         # Faster than any sampling: one request allocates past the kernel's limit.
         leak = curl_in(web, f"/leak?mb={limit_mb + 50}", "-o /dev/null", "-w '%{http_code}'").stdout
-        back = _wait(lambda: len(gunicorn_workers(web)) == plan["workers"] and _serving(web))
+        back = wait_for(lambda: len(gunicorn_workers(web)) == plan["workers"] and healthz_ok(web))
         load.wait_requests(40)
     measured = load.summary(began)
     killed = unit_oom_kills(web, CAPPED_UNIT) - kills
@@ -125,7 +112,7 @@ def test_a_restart_of_the_gunicorn_service_recovers(web, port):
         master = main_pid(web)
         began = time.monotonic()
         out = web.run(restart)
-        back = _wait(lambda: main_pid(web) not in ("0", master) and _serving(web))
+        back = wait_for(lambda: main_pid(web) not in ("0", master) and healthz_ok(web))
         load.wait_requests(40)
     measured = load.summary(began)
     record_fault(f"Restart of {SERVICE} ({'systemctl' if SUPERVISOR == 'systemd' else 'supervisorctl'})",

@@ -12,7 +12,7 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 from conftest import (CAPPED_UNIT, SERVICE, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, curl_in, gunicorn_workers,
-                      main_pid, unit_memory_limit, unit_oom_kills)
+                      healthz_ok, main_pid, unit_memory_limit, unit_oom_kills, wait_for)
 
 SPOOFED = "203.0.113.66"
 
@@ -175,15 +175,6 @@ def test_worker_count_is_the_plan(host, facts):
     assert plan["workers"] > 1, "the plan should beat Gunicorn's default of one worker"
 
 
-def _healthy_again(host):
-    for _attempt in range(60):
-        ok = curl_in(host, "/healthz", "-o /dev/null", "-w '%{http_code}'")
-        if ok.stdout == "200":
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def test_memory_cap_is_the_plan_and_the_kernel_enforces_it(host, facts):
     plan = gunicorn_plan(facts, workload="mixed", worker_memory_mb=150)
     cap_mb = plan["memory_max_mb"]
@@ -207,12 +198,8 @@ def test_leak_past_the_soft_cap_restarts_the_program(host, facts):
     # below the kernel's limit: memmon, sampling every 5 s, restarts the program.
     result = curl_in(host, f"/leak?mb={plan['memory_high_mb'] - 100}", "-o /dev/null", "-w '%{http_code}'")
     assert result.stdout == "200", result.stderr
-    for _attempt in range(60):
-        if main_pid(host) not in ("0", master):
-            break
-        time.sleep(0.5)
-    assert main_pid(host) not in ("0", master), "memmon did not restart the program"
-    assert _healthy_again(host), "the program did not serve again on its own"
+    assert wait_for(lambda: main_pid(host) not in ("0", master), 30) is not None, "memmon did not restart the program"
+    assert wait_for(lambda: healthz_ok(host), 30) is not None, "the program did not serve again on its own"
     assert f"Restarting {SERVICE}" in host.file(f"/var/log/supervisor/{SERVICE}-memmon.log").content_string
     assert f"stopped: {SERVICE}" in host.file("/var/log/supervisor/supervisord.log").content_string
     assert unit_oom_kills(host, CAPPED_UNIT) == kills_before, "the kernel, not memmon, acted"
