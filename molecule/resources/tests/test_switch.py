@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from conftest import SERVICE, SUPERVISOR, ansible_run, curl_in, main_pid, masters
+from conftest import SERVICE, SUPERVISOR, ansible_run, healthz_ok, main_pid, masters, wait_for
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "supervisord", reason="the switch starts from supervisord (scenario supervisord)")
 
@@ -55,14 +55,11 @@ def _converge(instance, backend, *options):
 
 
 def _exactly_one_gunicorn_under(host, backend):
-    for _attempt in range(40):  # the old master finishes its graceful stop
-        if len(masters(host)) == 1:
-            break
-        time.sleep(0.5)
+    wait_for(lambda: len(masters(host)) == 1, 20)  # the old master finishes its graceful stop
     assert masters(host) == [main_pid(host, backend)], f"expected one master under {backend}"
     other = "supervisord" if backend == "systemd" else "systemd"
     assert main_pid(host, other) == "0"
-    assert curl_in(host, "/healthz", "-o /dev/null", "-w '%{http_code}'").stdout == "200"
+    assert healthz_ok(host)
     assert host.file("/run/gunicorn-app-proxy/gunicorn.sock").is_socket
 
 
