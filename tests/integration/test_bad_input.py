@@ -55,6 +55,10 @@ CASES = {
     "retention in minutes": ({"loki_retention_period": "90m"}, "loki_retention_period"),
     "retention without its delete-request store": ({"loki_delete_request_store": ""}, "loki_delete_request_store"),
     "Loki on every address": ({"loki_listen_address": "0.0.0.0"}, "loki_listen_address"),
+    "Loki on a public address": ({"loki_listen_address": "203.0.113.10"}, "loki_listen_address"),
+    "Redis on a public address": ({"redis_listen_address": "203.0.113.10"}, "redis_listen_address"),
+    "Redis on every address": ({"redis_bind_addresses": ["127.0.0.1", "0.0.0.0"]}, "redis_bind_addresses"),
+    "a host name as a Loki client": ({"loki_extra_clients": ["grafana.example.com"]}, "loki_extra_clients"),
     "malformed Loki checksum": ({"loki_sha256": "abc123"}, "loki_sha256"),
     "Promtail version not pinned": ({"promtail_version": "latest"}, "promtail_version"),
     "artifact directory without SHA256SUMS": ({"promtail_artifact_dir": str(ROOT / "demo")}, "promtail_artifact_dir"),
@@ -71,7 +75,10 @@ def _check(inventory, extra):
 
 @pytest.fixture(scope="module")
 def outcomes(inventory):
-    cases = {**{name: extra for name, (extra, _var) in CASES.items()}, "good input": {}}
+    cases = {**{name: extra for name, (extra, _var) in CASES.items()}, "good input": {},
+             # a public address named on purpose, with the explicit consent
+             "public addresses allowed": {"redis_listen_address": "203.0.113.10", "loki_listen_address": "203.0.113.10",
+                                          "flaskfleet_allow_public_listen": True}}
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(cases, pool.map(lambda extra: _check(inventory, extra), cases.values())))
 
@@ -97,3 +104,12 @@ def test_good_input_passes_and_check_mode_stops_on_a_host_never_converged(outcom
     assert "TASK [flaskfleet.stack.flask_app" not in after_preflight, output[-3000:]
     assert "TASK [flaskfleet.stack.loki" not in after_preflight, output[-3000:]
     assert "TASK [flaskfleet.stack.promtail" not in after_preflight, output[-3000:]
+
+
+def test_a_public_address_is_accepted_when_named_with_the_explicit_consent(outcomes):
+    proc = outcomes["public addresses allowed"]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "check mode stops here" in output, output[-3000:]
+    # the refusal of the same address without the consent is a case of the table above
+    assert "flaskfleet_allow_public_listen" in outcomes["Redis on a public address"].stdout
