@@ -134,7 +134,7 @@ def test_the_firewall_holds_through_nftables_and_a_flush(server, outsider, clien
                        "-vvv", "-e", json.dumps(changed)], check=False)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
-    for task in ("Apply the changed settings to the running broker", "Load the changed users into the running broker",
+    for task in ("Apply the changed (or drifted) settings to the running broker", "Load the changed users into the running broker",
                  "Load the firewall tables"):
         assert f"changed: [{name}]" in _task_output(output, task), task
     assert _held(outsider, client, address), _exposure(outsider, address)
