@@ -1,0 +1,97 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Every check of a role's input in one task, every problem reported at once.
+
+Documentation lives in plugins/modules/checks.py. The action runs on the
+controller only: it evaluates each check's conditions with the task's
+variables and templates a check's message only when that check fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+FQCN = 'flaskfleet.stack.checks'
+
+
+def _plain(error):
+    # ansible-core 2.19+ names its tagged types (_AnsibleTaggedStr): say str
+    return re.sub(r'_AnsibleTagged([A-Za-z]+)', lambda m: m.group(1).lower(), error.replace('Error rendering expression: ', ''))
+
+
+def _listify(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class ActionModule(ActionBase):
+    """Evaluate a list of checks; fail with the message of every check that does not hold."""
+
+    _requires_connection = False
+
+    @classmethod
+    def finalize_task_arg(cls, name, value, templar, context):
+        # The checks are evaluated one by one in run(): a message is templated
+        # only for a check that failed (it may name values that exist only then).
+        if name == 'checks':
+            return value
+        return super().finalize_task_arg(name, value, templar, context)
+
+    def _holds(self, condition):
+        try:
+            return bool(self._templar.evaluate_conditional(conditional=condition)), ''
+        except AnsibleError as error:  # a value of the wrong kind: the check does not hold
+            return False, str(error).splitlines()[0]
+
+    def _message(self, check, condition):
+        if 'msg' not in check:  # the condition's own error names the variable (a filter that raises)
+            return f'{FQCN}: {condition} does not hold'
+        try:
+            return str(self._templar.template(check['msg']))
+        except AnsibleError:
+            return str(check['msg'])
+
+    def _conditions(self, value):
+        # `that` may be a template of a list of conditions, as assert's may
+        if isinstance(value, str) and '{{' in value:
+            try:
+                value = self._templar.template(value)
+            except AnsibleError as error:
+                return [], _plain(str(error).splitlines()[0])
+        return _listify(value), ''
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        checks = self._task.args.get('checks')
+        if not isinstance(checks, list) or not all(isinstance(c, Mapping) and 'that' in c for c in checks):
+            result.update(failed=True, msg=f'{FQCN}: checks must be a list of mappings, each with that (and msg)')
+            return result
+        problems = []
+        for check in checks:
+            if 'when' in check and not all(self._holds(c)[0] for c in _listify(check['when'])):
+                continue
+            conditions, error = self._conditions(check['that'])
+            for condition in conditions:
+                holds, error = self._holds(condition)
+                if not holds:
+                    break
+            else:
+                if not error:
+                    continue
+                condition = check['that']
+            problems.append(self._message(check, condition) + (f' (cannot be evaluated: {_plain(error)})' if error else ''))
+        result['changed'] = False
+        result['problems'] = problems
+        if problems:
+            result['failed'] = True
+            result['msg'] = problems[0] if len(problems) == 1 else (
+                f'{len(problems)} problems: ' + ' | '.join(problems))
+        else:
+            result['msg'] = f'{len(checks)} checks passed'
+        return result

@@ -1,0 +1,380 @@
+#!/usr/bin/python
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: files
+short_description: Bring a role's set of managed files and directories to their state in one remote call
+version_added: 0.1.0
+description:
+  - Compares every entry with what is on the host and writes only what differs, in the order given, in one run of
+    the module on the host (one remote execution instead of two per unchanged template).
+  - A changed file is written to a temporary file beside its destination, given its owner, group and mode, checked
+    with its O(files[].validate) command, and only then renamed over the destination (atomic). A file that fails its
+    check never replaces the one in place; the module stops there and reports which file and why.
+  - The action plugin of the same name renders O(files[].src) templates (or reads O(files[].copy) files) on the
+    controller, from the role's C(templates/) and C(files/) directories, with the task's variables; the module
+    receives the rendered content.
+  - In check mode nothing is written and each entry that would change is reported; with C(--diff) each changed
+    file's before and after are shown.
+options:
+  files:
+    description: The entries, in the order they are brought to their state.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      dest:
+        description: Absolute path on the host.
+        type: path
+        required: true
+      state:
+        description:
+          - V(file) writes O(files[].content); V(directory) makes the directory (its parent must exist); V(link) makes
+            O(files[].dest) a symbolic link to O(files[].target); V(absent) removes a file or link.
+        type: str
+        choices: [file, directory, link, absent]
+        default: file
+      target:
+        description: What a V(link) points to.
+        type: str
+      src:
+        description: A template of the role (C(templates/)), rendered on the controller by the action plugin.
+        type: str
+      copy:
+        description: A file of the role (C(files/)), read on the controller by the action plugin.
+        type: str
+      content:
+        description: The file's content, when neither O(files[].src) nor O(files[].copy) is given.
+        type: str
+      owner:
+        description: Owner name; default root.
+        type: str
+        default: root
+      group:
+        description: Group name; default root.
+        type: str
+        default: root
+      mode:
+        description: Octal mode as a string, for example V("0640"); required for files and directories.
+        type: str
+      diff:
+        description: Whether C(--diff) shows this file's content (false for keys and secrets).
+        type: bool
+        default: true
+      links_only:
+        description: With V(absent), remove O(files[].dest) only when it is a link (a regular file there is left alone).
+        type: bool
+        default: false
+      when:
+        description: The entry is skipped when false (a templated condition); the action plugin drops it before
+          rendering, so its O(files[].src) or O(files[].copy) need not exist.
+        type: bool
+        default: true
+      validate:
+        description:
+          - Command that checks a changed file before it replaces the destination; C(%s) is the temporary file's path.
+          - Runs without a shell.
+        type: str
+  check:
+    description:
+      - A command (without a shell) that checks the whole set once something changed, for example V(nginx -t).
+      - When it fails, every entry this call changed is put back as it was (files and links restored, new ones
+        removed) and the module fails with the command's output, so the service keeps its running configuration
+        and the files on disk pass the check again.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: The before and after of each changed file.
+  platform:
+    support: full
+    platforms: posix
+    description: Debian hosts.
+author:
+  - flaskfleet.stack contributors (@flaskfleet)
+"""
+
+EXAMPLES = r"""
+- name: Write Gunicorn's files
+  flaskfleet.stack.files:
+    files:
+      - dest: /srv/app/gunicorn
+        state: directory
+        group: app
+        mode: "0750"
+      - src: etc/flaskfleet/gunicorn.conf.py.j2
+        dest: /etc/flaskfleet/gunicorn-app.conf.py
+        group: app
+        mode: "0640"
+        validate: /srv/app/venv/bin/python -m py_compile %s
+  register: gunicorn_files
+
+- name: Reload when the configuration changed
+  ansible.builtin.debug:
+    msg: reload
+  when: "'/etc/flaskfleet/gunicorn-app.conf.py' in gunicorn_files.changed_paths"
+"""
+
+RETURN = r"""
+changed_paths:
+  description: The destinations that were (in check mode, would be) changed, in order.
+  returned: always
+  type: list
+  elements: str
+refused_paths:
+  description: The destinations that were changed and then put back because an entry or O(check) failed.
+  returned: on failure
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+ENTRY = dict(
+    dest=dict(type='path', required=True),
+    state=dict(type='str', choices=['file', 'directory', 'link', 'absent'], default='file'),
+    target=dict(type='str'),
+    src=dict(type='str'),
+    copy=dict(type='str'),
+    content=dict(type='str'),
+    owner=dict(type='str', default='root'),
+    group=dict(type='str', default='root'),
+    mode=dict(type='str'),
+    validate=dict(type='str'),
+    diff=dict(type='bool', default=True),
+    links_only=dict(type='bool', default=False),
+    when=dict(type='bool', default=True),
+)
+
+
+class Refused(Exception):
+    """An entry that cannot be brought to its state; the message says why."""
+
+
+def _ids(entry):
+    try:
+        return pwd.getpwnam(entry['owner']).pw_uid, grp.getgrnam(entry['group']).gr_gid
+    except KeyError as error:
+        raise Refused(f"no such user or group ({entry['owner']}:{entry['group']})") from error
+
+
+def _attrs_differ(info, uid, gid, mode):
+    return info.st_uid != uid or info.st_gid != gid or stat.S_IMODE(info.st_mode) != mode
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _run(module, command, path=None):
+    argv = [part.replace('%s', path) if path else part for part in shlex.split(command)]
+    rc, out, err = module.run_command(argv)
+    return rc, ((err or '') + (out or '')).strip()
+
+
+class Sync:
+    """Bring entries to their state one by one, remembering how to undo each change."""
+
+    def __init__(self, module):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.undo = []  # (path, previous bytes or None, previous stat or None, previous link target or None)
+        self.changed_paths = []
+        self.diffs = []
+
+    def _remember(self, path, info):
+        before = link = None
+        if info is not None and stat.S_ISREG(info.st_mode):
+            with open(path, 'rb') as handle:
+                before = handle.read()
+        elif info is not None and stat.S_ISLNK(info.st_mode):
+            link = os.readlink(path)
+        self.undo.append((path, before, info, link))
+
+    def directory(self, entry, uid, gid, mode):
+        path = entry['dest']
+        info = _lstat(path)
+        if info is None:
+            if not self.check_mode:
+                os.mkdir(path, mode)
+                os.chown(path, uid, gid)
+                os.chmod(path, mode)
+                self.undo.append((path, None, None, None))
+            return True, None
+        if not stat.S_ISDIR(info.st_mode):
+            raise Refused('exists and is not a directory')
+        if not _attrs_differ(info, uid, gid, mode):
+            return False, None
+        if not self.check_mode:
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        return True, None
+
+    def file(self, entry, uid, gid, mode):
+        path, wanted = entry['dest'], entry['content'].encode('utf-8')
+        info = _lstat(path)
+        before = None
+        if info is not None:
+            if not stat.S_ISREG(info.st_mode):
+                raise Refused('exists and is not a regular file')
+            with open(path, 'rb') as handle:
+                before = handle.read()
+            if before == wanted:
+                if not _attrs_differ(info, uid, gid, mode):
+                    return False, None
+                if not self.check_mode:
+                    self._remember(path, info)
+                    os.chown(path, uid, gid)
+                    os.chmod(path, mode)
+                return True, None
+        diff = {'before_header': path, 'after_header': path,
+                'before': before.decode('utf-8', 'replace') if before is not None else '', 'after': entry['content']}
+        if self.check_mode:
+            return True, diff
+        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(wanted)
+            os.chown(tmp, uid, gid)
+            os.chmod(tmp, mode)
+            if entry['validate']:
+                rc, output = _run(self.module, entry['validate'], tmp)
+                if rc != 0:
+                    raise Refused(f"not replaced: its check ({entry['validate']}) failed with rc={rc}: {output}")
+            self._remember(path, info)
+            os.rename(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True, diff
+
+    def link(self, entry):
+        path, target = entry['dest'], entry['target']
+        if not target:
+            raise Refused('a link needs its target')
+        info = _lstat(path)
+        if info is not None and stat.S_ISLNK(info.st_mode) and os.readlink(path) == target:
+            return False, None
+        if info is not None and not stat.S_ISLNK(info.st_mode):
+            raise Refused('exists and is not a link')
+        if not self.check_mode:
+            self._remember(path, info)
+            if info is not None:
+                os.unlink(path)
+            os.symlink(target, path)
+        return True, None
+
+    def absent(self, entry):
+        path = entry['dest']
+        info = _lstat(path)
+        if info is None:
+            return False, None
+        if stat.S_ISDIR(info.st_mode):
+            raise Refused('is a directory: this module removes files and links only')
+        if entry['links_only'] and not stat.S_ISLNK(info.st_mode):
+            return False, None
+        if not self.check_mode:
+            self._remember(path, info)
+            os.unlink(path)
+        return True, None
+
+    def apply(self, entry):
+        state = entry['state']
+        if state in ('file', 'directory'):
+            if entry['mode'] is None:
+                raise Refused(f'a {state} needs a mode')
+            try:
+                mode = int(entry['mode'], 8)
+            except ValueError as error:
+                raise Refused(f"mode {entry['mode']!r} is not octal") from error
+            uid, gid = _ids(entry)
+            if state == 'directory':
+                return self.directory(entry, uid, gid, mode)
+            if entry['content'] is None:
+                raise Refused('a file needs its content (the action plugin renders src or reads copy)')
+            return self.file(entry, uid, gid, mode)
+        return self.link(entry) if state == 'link' else self.absent(entry)
+
+    def rollback(self):
+        """Put back, newest first, what this call changed."""
+        for path, before, info, link in reversed(self.undo):
+            current = _lstat(path)
+            if current is not None:
+                if stat.S_ISDIR(current.st_mode):
+                    if info is None:
+                        os.rmdir(path)
+                    continue
+                os.unlink(path)
+            if before is not None:
+                fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
+                with os.fdopen(fd, 'wb') as handle:
+                    handle.write(before)
+                os.chown(tmp, info.st_uid, info.st_gid)
+                os.chmod(tmp, stat.S_IMODE(info.st_mode))
+                os.rename(tmp, path)
+            elif link is not None:
+                os.symlink(link, path)
+
+
+def sync_all(module, entries, check=None):
+    """Bring every entry to its state, then run the set's check; on any failure put back what changed.
+
+    Returns the Sync (its changed_paths and diffs) and an error message or None.
+    """
+    sync = Sync(module)
+    for entry in entries:
+        if not entry['when']:
+            continue
+        try:
+            changed, diff = sync.apply(entry)
+        except (Refused, OSError) as error:
+            sync.rollback()
+            return sync, f"{entry['dest']}: {error}"
+        if changed:
+            sync.changed_paths.append(entry['dest'])
+            if diff and entry['diff']:
+                sync.diffs.append(diff)
+    if check and sync.changed_paths and not module.check_mode:
+        rc, output = _run(module, check)
+        if rc != 0:
+            sync.rollback()
+            return sync, f'{check} failed with rc={rc}; every file this run changed was put back: {output}'
+    return sync, None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            files=dict(type='list', elements='dict', required=True, options=ENTRY),
+            check=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    sync, error = sync_all(module, module.params['files'], module.params['check'])
+    if error:
+        module.fail_json(msg=error, changed=False, changed_paths=[], refused_paths=sync.changed_paths)
+    result = {'changed': bool(sync.changed_paths), 'changed_paths': sync.changed_paths}
+    if module._diff and sync.diffs:
+        result['diff'] = sync.diffs
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

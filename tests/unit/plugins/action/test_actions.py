@@ -1,0 +1,114 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's action plugins (checks, files) run by the ansible-playbook of the Python running the tests,
+so each ansible-core line of `make test` runs them: a playbook on the controller, connection local."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pathlib
+import pwd
+import subprocess
+import sys
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve()
+COLLECTION = HERE.parents[4]
+PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / 'ansible-playbook'
+
+
+def _collections_path():
+    # this copy of the collection first (the tree ansible-test uses, .../ansible_collections/flaskfleet/stack,
+    # else the checkout's link .cache/self), then the project's (make exports them: ansible.posix's json callback)
+    own = str(COLLECTION.parents[2] if COLLECTION.parents[1].name == 'ansible_collections' else COLLECTION / '.cache' / 'self')
+    return ':'.join([own] + [path for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(':') if path])
+
+
+def play(tmp_path, tasks, extra=None, *options):
+    role = tmp_path / 'roles' / 'probe'
+    (role / 'tasks').mkdir(parents=True, exist_ok=True)
+    (role / 'templates').mkdir(exist_ok=True)
+    (role / 'templates' / 'site.conf.j2').write_text(
+        '{{ ansible_managed | comment }}\nname {{ site }};\n{% if extra %}\nextra on;\n{% endif %}\n')
+    (role / 'tasks' / 'main.yml').write_text(json.dumps(tasks))
+    (tmp_path / 'play.yml').write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'roles': ['probe']}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_HOME=str(tmp_path / 'home'), ANSIBLE_STDOUT_CALLBACK='ansible.posix.json')
+    proc = subprocess.run([str(PLAYBOOK_BIN), '-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}',
+                           '-e', json.dumps(extra or {}), *options, str(tmp_path / 'play.yml')],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    try:
+        results = [task['hosts']['localhost'] for entry in json.loads(proc.stdout)['plays'] for task in entry['tasks']]
+    except (ValueError, KeyError) as error:
+        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:]) from error
+    return proc.returncode, results
+
+
+CHECKS = [{'flaskfleet.stack.checks': {'checks': [
+    {'that': 'workers >= 1', 'msg': 'workers must be at least 1, got {{ workers }}'},
+    {'that': 'site is match("^[a-z]+$")', 'msg': 'site must be lowercase letters, got {{ site }}'},
+    {'that': ['ports | length == 2', 'ports[0] < ports[1]'], 'msg': 'ports: two, rising ({{ ports }})'},
+    {'that': 'tls_resolvers | length > 0', 'when': 'tls_stapling', 'msg': 'tls_resolvers: one at least'},
+    {'that': '{{ per_kind[kind] }}', 'msg': 'kind {{ kind }}: {{ undefined_here }}'},
+]}}]
+GOOD = {'workers': 2, 'site': 'app', 'ports': [80, 443], 'tls_stapling': False, 'tls_resolvers': [],
+        'kind': 'a', 'per_kind': {'a': ['site | length > 0'], 'b': ['site | length > 50']}}
+
+
+@pytest.mark.parametrize('changes, problems', [
+    ({}, []),
+    ({'workers': 0}, ['workers must be at least 1, got 0']),
+    # every problem at once, in order
+    ({'workers': 0, 'site': 'App', 'ports': [443, 80]},
+     ['workers must be at least 1, got 0', 'site must be lowercase letters, got App', 'ports: two, rising ([443, 80])']),
+    ({'tls_stapling': True}, ['tls_resolvers: one at least']),
+    # a template that yields the conditions; a message that cannot be templated is shown as written
+    ({'kind': 'b'}, ['kind {{ kind }}: {{ undefined_here }}']),
+    # a value of the wrong kind: the check does not hold, the reason is appended
+    ({'workers': 'lots'}, ['workers must be at least 1, got lots (cannot be evaluated:']),
+])
+def test_checks_report_every_problem_at_once(tmp_path, changes, problems):
+    rc, results = play(tmp_path, CHECKS, {**GOOD, **changes})
+    assert (rc != 0) == bool(problems)
+    reported = results[-1]['problems']
+    assert len(reported) == len(problems), reported
+    for got, wanted in zip(reported, problems):
+        assert got.startswith(wanted), reported
+    assert results[-1]['changed'] is False
+
+
+def test_files_renders_like_template_and_writes_only_what_differs(tmp_path):
+    target = tmp_path / 'etc'
+    target.mkdir()
+    tasks = [{'flaskfleet.stack.files': {'files': [
+        {'dest': str(target / 'conf.d'), 'state': 'directory', 'mode': '0750', 'owner': '{{ me }}', 'group': '{{ my_group }}'},
+        {'src': 'site.conf.j2', 'dest': str(target / 'conf.d' / 'site.conf'), 'mode': '0640',
+         'owner': '{{ me }}', 'group': '{{ my_group }}', 'validate': 'sh -c \'! grep -q "^name bad;" "$1"\' check %s'},
+        {'content': 'skipped', 'dest': str(target / 'never'), 'mode': '0644', 'when': '{{ false }}'},
+        {'dest': str(target / 'enabled.conf'), 'state': 'link', 'target': str(target / 'conf.d' / 'site.conf')},
+    ], 'check': f'test -s {target}/enabled.conf'}, 'register': 'written'},
+        {'ansible.builtin.template': {'src': 'site.conf.j2', 'dest': str(tmp_path / 'by-template.conf'), 'mode': '0640'}}]
+    ids = {'me': pwd.getpwuid(os.getuid()).pw_name, 'my_group': grp.getgrgid(os.getgid()).gr_name}
+    rc, results = play(tmp_path, tasks, {'site': 'app', 'extra': True, **ids})
+    assert rc == 0, results
+    files = results[0]
+    assert files['changed'] and len(files['changed_paths']) == 3
+    site = target / 'conf.d' / 'site.conf'
+    # byte for byte what ansible.builtin.template writes
+    assert site.read_text() == (tmp_path / 'by-template.conf').read_text()
+    assert 'extra on;' in site.read_text() and not (target / 'never').exists()
+    rc, results = play(tmp_path, tasks, {'site': 'app', 'extra': True, **ids})
+    assert rc == 0 and results[0]['changed'] is False and results[0]['changed_paths'] == []
+    # check mode with --diff: reported, shown, not written
+    rc, results = play(tmp_path, tasks, {'site': 'changed', 'extra': True, **ids}, '--check', '--diff')
+    assert rc == 0 and results[0]['changed_paths'] == [str(site)]
+    assert 'name changed;' in results[0]['diff'][0]['after'] and 'name app;' in site.read_text()
+    # a file its check refuses is not written; the message names it
+    rc, results = play(tmp_path, tasks, {'site': 'bad', 'extra': True, **ids})
+    assert rc != 0 and results[0]['failed']
+    assert results[0]['msg'].startswith(f'{site}: not replaced: its check'), results[0]['msg']
+    assert 'name app;' in site.read_text()

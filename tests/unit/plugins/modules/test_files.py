@@ -1,0 +1,155 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Table-driven tests of the flaskfleet.stack.files module's sync (what one call on a host does)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import subprocess
+
+import pytest
+
+from ansible_collections.flaskfleet.stack.plugins.modules.files import ENTRY, sync_all
+
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+class FakeModule:
+    """What Sync uses of AnsibleModule: check_mode and run_command."""
+
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+    @staticmethod
+    def run_command(argv):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def entry(**given):
+    base = {key: spec.get('default') for key, spec in ENTRY.items()}
+    base.update(owner=OWNER, group=GROUP)
+    base.update(given)
+    return base
+
+
+def run(entries, check_mode=False, check=None):
+    """One call of the module: the Sync and its error message or None."""
+    return sync_all(FakeModule(check_mode), entries, check)
+
+
+def read(path):
+    with open(path, encoding='utf-8') as handle:
+        return handle.read()
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize('before, wanted_mode, changed', [
+    (None, '0640', True),              # a new file
+    (('same\n', 0o640), '0640', False),  # unchanged: nothing written
+    (('same\n', 0o644), '0640', True),   # the mode alone differs
+    (('old\n', 0o640), '0640', True),    # the content differs
+])
+def test_a_file_is_written_only_when_it_differs(tmp_path, before, wanted_mode, changed):
+    path = tmp_path / 'a.conf'
+    if before:
+        path.write_text(before[0])
+        os.chmod(path, before[1])
+    inode = path.stat().st_ino if before else None
+    sync, error = run([entry(dest=str(path), content='same\n', mode=wanted_mode)])
+    assert error is None
+    assert sync.changed_paths == ([str(path)] if changed else [])
+    assert read(path) == 'same\n' and mode(path) == 0o640
+    if before and not changed:
+        assert path.stat().st_ino == inode  # not even rewritten
+
+
+def test_a_file_that_fails_its_check_never_replaces_the_one_in_place(tmp_path):
+    path = tmp_path / 'a.conf'
+    path.write_text('good\n')
+    sync, error = run([entry(dest=str(path), content='bad\n', mode='0644', validate='grep -q good %s')])
+    assert error and 'its check (grep -q good %s) failed' in error
+    assert read(path) == 'good\n'
+    assert os.listdir(tmp_path) == ['a.conf']  # no temporary file left
+    assert sync.changed_paths == []
+
+
+def test_a_failing_check_of_the_whole_set_puts_everything_back(tmp_path):
+    kept, new, link = tmp_path / 'kept.conf', tmp_path / 'new.conf', tmp_path / 'enabled.conf'
+    kept.write_text('before\n')
+    os.chmod(kept, 0o600)
+    entries = [entry(dest=str(kept), content='after\n', mode='0644'),
+               entry(dest=str(tmp_path / 'sub'), state='directory', mode='0755'),
+               entry(dest=str(new), content='new\n', mode='0644'),
+               entry(dest=str(link), state='link', target=str(new))]
+    _sync, error = run(entries, check=f'grep -q before {kept}')
+    assert error is not None
+    assert read(kept) == 'before\n' and mode(kept) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ['kept.conf']
+    # and a passing check keeps the new set
+    sync, error = run(entries, check=f'grep -q after {kept}')
+    assert error is None and len(sync.changed_paths) == 4
+    assert os.readlink(link) == str(new) and read(kept) == 'after\n'
+
+
+@pytest.mark.parametrize('existing, links_only, removed', [
+    ('link', True, True),
+    ('file', True, False),   # a regular file is the user's: left alone
+    ('file', False, True),
+    (None, False, False),
+])
+def test_absent(tmp_path, existing, links_only, removed):
+    path = tmp_path / 'default'
+    if existing == 'link':
+        path.symlink_to(tmp_path)
+    elif existing == 'file':
+        path.write_text('mine\n')
+    sync, error = run([entry(dest=str(path), state='absent', links_only=links_only)])
+    assert error is None
+    assert sync.changed_paths == ([str(path)] if removed else [])
+    assert os.path.lexists(path) == (existing is not None and not removed)
+
+
+def test_a_link_is_made_or_pointed_anew_but_never_replaces_a_file(tmp_path):
+    path = tmp_path / 'site.conf'
+    sync, _ = run([entry(dest=str(path), state='link', target='/a')])
+    assert sync.changed_paths == [str(path)] and os.readlink(path) == '/a'
+    sync, _ = run([entry(dest=str(path), state='link', target='/a')])
+    assert sync.changed_paths == []
+    sync, _ = run([entry(dest=str(path), state='link', target='/b')])
+    assert os.readlink(path) == '/b'
+    other = tmp_path / 'file.conf'
+    other.write_text('x')
+    _sync, error = run([entry(dest=str(other), state='link', target='/a')])
+    assert error.endswith('exists and is not a link') and read(other) == 'x'
+
+
+def test_check_mode_reports_and_writes_nothing(tmp_path):
+    path, directory = tmp_path / 'a.conf', tmp_path / 'd'
+    path.write_text('old\n')
+    sync, error = run([entry(dest=str(directory), state='directory', mode='0750'),
+                       entry(dest=str(directory / 'b.conf'), content='b\n', mode='0644'),
+                       entry(dest=str(path), content='new\n', mode='0644')], check_mode=True, check='false')
+    assert error is None
+    assert len(sync.changed_paths) == 3
+    assert read(path) == 'old\n' and not directory.exists()
+
+
+@pytest.mark.parametrize('bad, message', [
+    (entry(dest='/tmp/x', content='x'), 'a file needs a mode'),
+    (entry(dest='/tmp/x', content='x', mode='rw'), "mode 'rw' is not octal"),
+    (entry(dest='/tmp/x', mode='0644'), 'a file needs its content'),
+    (entry(dest='/tmp/x', content='x', mode='0644', owner='no-such-user-here'), 'no such user or group'),
+    (entry(dest='/tmp/x', state='link'), 'a link needs its target'),
+])
+def test_bad_entries_are_refused_with_a_reason(bad, message):
+    _sync, error = run([bad])
+    assert error is not None and message in error
