@@ -33,7 +33,7 @@ options:
         required: true
       state:
         description:
-          - V(file) writes O(files[].content); V(directory) makes the directory (its parent must exist); V(link) makes
+          - V(file) writes O(files[].content); V(directory) makes the directory (and missing parents, mode 0755); V(link) makes
             O(files[].dest) a symbolic link to O(files[].target); V(absent) removes a file or link.
         type: str
         choices: [file, directory, link, absent]
@@ -213,6 +213,7 @@ class Sync:
         info = _lstat(path)
         if info is None:
             if not self.check_mode:
+                os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)  # missing parents: root's, 0755
                 os.mkdir(path, mode)
                 os.chown(path, uid, gid)
                 os.chmod(path, mode)

@@ -40,6 +40,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / '.cache' / 'bench'
 INVENTORY = ROOT / 'tools' / 'bench' / 'inventory.yml'
+# Given after INVENTORY: the same host over SSH (the FLASKFLEET_BENCH_SSH_* variables from --ssh-*).
+INVENTORY_SSH = ROOT / 'tools' / 'bench' / 'inventory-ssh.yml'
 SITE = ROOT / 'playbooks' / 'site.yml'
 BASELINE = ROOT / 'tools' / 'bench' / 'baseline.yml'
 
@@ -54,6 +56,11 @@ DIRECT_UNIT = 'gunicorn-bench-direct'
 DIRECT_PORT = 8000
 # The web host's roles (what a host only in flask_web gets); the checks always run.
 WEB_TAGS = 'ca_certificates,flask_app,gunicorn,nginx'
+# The converge targets of the issue (reported beside the measured values, never fatal).
+RERUN_RATIO_GOAL = 1.5
+FRESH_RATIO_GOAL = 1.5
+WEB_RERUN_EXECS_GOAL = 25
+STACK_RERUN_EXECS_GOAL = 55
 
 IO_WAIT_MS = 50
 CPU_TARGET_MS = 5.0
@@ -302,6 +309,8 @@ class Bench:
         self.stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
         self.run_dir = OUT / 'runs' / self.stamp
         self.web = Web(args.ip)
+        # The engine's connection, as tools/bench/inventory.yml picks it.
+        self.connection = os.environ.get('FLASKFLEET_ANSIBLE_CONNECTION') or 'community.docker.docker_api'
         self.found = {'cpu_n': None, 'nproc': None, 'cgroup_v2': None}
         self.cpu_sources = {}
         self.record = {
@@ -313,6 +322,7 @@ class Bench:
                 'quiet_busy_pct': args.quiet_busy, 'quiet_wait_s': args.quiet_wait, 'quiet_budget_s': args.quiet_budget,
                 'io_wait_ms': IO_WAIT_MS, 'cpu_target_ms': CPU_TARGET_MS, 'celery_batch': CELERY_BATCH,
                 'celery_task_ms': CELERY_TASK_MS, 'host': args.host, 'client': args.client, 'host_ip': args.ip,
+                'phases': args.phases, 'ssh_host': args.ssh_host,
             },
             'converge': {}, 'configurations': {}, 'loads': {}, 'celery': {}, 'memory': {}, 'targets': [], 'quiet': [],
         }
@@ -331,19 +341,43 @@ class Bench:
         argv = [self.opts.cli, 'exec'] + (['-i'] if stdin is not None else []) + [self.opts.host, 'sh', '-c', script]
         return self._run(argv, timeout, stdin=stdin, check=check).stdout.strip()
 
-    def _playbook(self, label: str, playbook: pathlib.Path, tags: str | None = None, extra: dict | None = None) -> dict:
-        """Run a playbook against the bench host with the JSON callback; time it and count what ran."""
-        argv = ['ansible-playbook', '-i', str(INVENTORY), str(playbook)]
+    def _ansible(self, playbook: pathlib.Path, tags: str | None, extra: dict | None, ssh: bool) -> tuple:
+        """(argv after ansible-playbook's options, environment) of a run against the bench host: through the
+        engine's connection, or over SSH with tools/bench/inventory-ssh.yml given after the inventory."""
+        argv = ['-i', str(INVENTORY)] + (['-i', str(INVENTORY_SSH)] if ssh else []) + [str(playbook)]
         if tags:
             argv += ['--tags', tags]
         if extra:
             argv += ['-e', json.dumps(extra)]
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.posix.json', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
-        log(f'converge {label}: {shlex.join(argv[3:])}')
-        start = time.monotonic()
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
-        seconds = round(time.monotonic() - start, 1)
+        env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        if ssh:
+            if not self.opts.ssh_host:
+                raise BenchError('no --ssh-host: sshd in the host was not set up (tools/harness/bench.sh does it)')
+            env.update(FLASKFLEET_BENCH_SSH_HOST=self.opts.ssh_host, FLASKFLEET_BENCH_SSH_KEY=self.opts.ssh_key,
+                       FLASKFLEET_BENCH_SSH_KNOWN_HOSTS=self.opts.ssh_known_hosts)
+        return argv, env
+
+    def _address(self, ssh: bool) -> str:
+        """The host as the connection names it in its -vvv lines: the container's name, or the SSH address."""
+        return self.opts.ssh_host if ssh else self.opts.host
+
+    def _playbook(self, label: str, playbook: pathlib.Path, tags: str | None = None, extra: dict | None = None,
+                  ssh: bool = False, log_execs: bool = False) -> dict:
+        """Run a playbook against the bench host with the JSON callback; time it and count what ran. With log_execs
+        (the fresh runs, which cannot be repeated), the connection's -vvv lines go to a log file, not the output
+        (ANSIBLE_LOG_VERBOSITY=3, display verbosity unchanged), and its remote execs are counted from it."""
+        args, env = self._ansible(playbook, tags, extra, ssh)
+        env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.posix.json'
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.run_dir / f'{label}.log'
+        if log_execs:
+            log_path.unlink(missing_ok=True)
+            env.update(ANSIBLE_LOG_PATH=str(log_path), ANSIBLE_LOG_VERBOSITY='3')
+        log(f'converge {label}: {shlex.join(args[args.index(str(playbook)):])}' + (' (over SSH)' if ssh else ''))
+        start = time.monotonic()
+        proc = subprocess.run(['ansible-playbook'] + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600,
+                              check=False)
+        seconds = round(time.monotonic() - start, 1)
         (self.run_dir / f'{label}.json').write_text(proc.stdout, encoding='utf-8')
         (self.run_dir / f'{label}.stderr').write_text(proc.stderr, encoding='utf-8')
         try:
@@ -351,12 +385,43 @@ class Bench:
         except ValueError as exc:
             raise BenchError(f'{label}: no JSON from ansible-playbook (exit {proc.returncode}):\n{proc.stderr[-3000:]}') from exc
         summary = summarize_playbook(report, self.opts.host)
-        summary.update(seconds=seconds, playbook=str(playbook.relative_to(ROOT)), tags=tags, extra_vars=extra or {})
+        summary.update(seconds=seconds, playbook=str(playbook.relative_to(ROOT)), tags=tags, extra_vars=extra or {},
+                       connection='ansible.builtin.ssh' if ssh else self.connection)
         if proc.returncode != 0:
             raise BenchError(f'{label}: ansible-playbook exited {proc.returncode}: {summary.get("failed_tasks")}')
+        if log_execs:
+            summary['execs'] = count_execs(log_path.read_text(encoding='utf-8', errors='replace'), self._address(ssh))
+            summary['execs'].update(counted='on this timed run, from its log file (ANSIBLE_LOG_VERBOSITY=3)',
+                                    log=str(log_path.relative_to(ROOT)))
         log(f'converge {label}: {seconds} s, ok={summary["ok"]} changed={summary["changed"]} skipped={summary["skipped"]}, '
-            f'{summary["module_runs"]} module runs on the host')
+            f'{summary["module_runs"]} module runs on the host'
+            + (f', {summary["execs"]["remote_execs"]} remote execs' if log_execs else ''))
         return summary
+
+    def _count_execs(self, label: str, playbook: pathlib.Path, tags: str | None = None, ssh: bool = False) -> dict:
+        """One more run of a playbook after its timed ones, untimed, with -vvv and the default callback: the
+        connection's exec lines for the host are counted (count_execs), and its recap kept (a rerun changes nothing)."""
+        args, env = self._ansible(playbook, tags, None, ssh)
+        env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.default'
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log(f'count {label}: {shlex.join(args[args.index(str(playbook)):])} -vvv (untimed)' + (' (over SSH)' if ssh else ''))
+        start = time.monotonic()
+        proc = subprocess.run(['ansible-playbook', '-vvv'] + args, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=3600, check=False)
+        seconds = round(time.monotonic() - start, 1)
+        path = self.run_dir / f'{label}.vvv.log'
+        path.write_text(proc.stdout + proc.stderr, encoding='utf-8')
+        if proc.returncode != 0:
+            raise BenchError(f'{label}: ansible-playbook -vvv exited {proc.returncode}; see {path.relative_to(ROOT)}')
+        result = count_execs(proc.stdout + '\n' + proc.stderr, self._address(ssh))
+        recap = re.search(rf'^{re.escape(self.opts.host)}\s+:\s+ok=(\d+)\s+changed=(\d+)', proc.stdout, re.MULTILINE)
+        result.update(counted='on one extra untimed run with -vvv', log=str(path.relative_to(ROOT)), untimed_seconds=seconds,
+                      ok=int(recap.group(1)) if recap else None, changed=int(recap.group(2)) if recap else None,
+                      connection='ansible.builtin.ssh' if ssh else self.connection)
+        log(f'count {label}: {result["remote_execs"]} remote execs ({result["commands"]} commands, '
+            f'{result["transfer_sessions"]} file-transfer sessions; {result["puts"]} PUT, {result["fetches"]} FETCH), '
+            f'changed={result["changed"]}')
+        return result
 
     def _wrk_argv(self, url: str, seconds: int) -> list:
         """wrk in the client container, bounded by timeout(1) as well as by its duration."""
@@ -469,11 +534,15 @@ class Bench:
         info['cgroup'] = 'v2' if pathlib.Path('/sys/fs/cgroup/cgroup.controllers').exists() else 'v1'
         info['engine'] = self._run([self.opts.cli, '--version'], 60).stdout.strip()
         info['ansible'] = self._run(['ansible-playbook', '--version'], 60).stdout.splitlines()[0].strip()
-        wrk_version = self._run([self.opts.cli, 'exec', self.opts.client, 'wrk', '-v'], 60, check=False)
-        info['wrk'] = (wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0] if (wrk_version.stdout + wrk_version.stderr).strip() else 'wrk'
+        if self.opts.client:
+            wrk_version = self._run([self.opts.cli, 'exec', self.opts.client, 'wrk', '-v'], 60, check=False)
+            text = (wrk_version.stdout + wrk_version.stderr).strip()
+            info['wrk'] = text.splitlines()[0] if text else 'wrk'
         info['host_nproc'] = int(self._on_host('nproc'))
         self.found['nproc'] = info['host_nproc']
         for role, name in (('host', self.opts.host), ('client', self.opts.client)):
+            if not name:
+                continue
             pid = self._run([self.opts.cli, 'inspect', '--format', '{{.State.Pid}}', name], 60).stdout.strip()
             self.cpu_sources[role] = container_cpu_file(pid)
         info['container_cpu_accounting'] = {role: source[1] for role, source in self.cpu_sources.items()}
@@ -583,23 +652,67 @@ class Bench:
 
     # ----------------------------------------------------------- phases
 
-    def phase_converge(self) -> None:
-        """The web host fresh and rerun, the baseline fresh and rerun (alternating), then the rest of the stack."""
-        record = self.record['converge']
-        record['fresh'] = self._playbook('web-fresh', SITE, tags=WEB_TAGS)
-        record['baseline_fresh'] = self._playbook('baseline-fresh', BASELINE)
-        record['reruns'] = []
-        record['baseline_reruns'] = []
+    def _rounds(self, runs: list, ssh: bool = False) -> dict:
+        """`reruns` rounds of timed reruns; in each, every (key, playbook, tags) once, in order, the baseline among
+        them: each sees the same slices of whatever else the machine runs. The runs of each key."""
+        where = '-ssh' if ssh else ''
+        found = {key: [] for key, _playbook, _tags in runs}
         for index in range(1, self.opts.reruns + 1):
-            record['reruns'].append(self._playbook(f'web-rerun-{index}', SITE, tags=WEB_TAGS))
-            record['baseline_reruns'].append(self._playbook(f'baseline-rerun-{index}', BASELINE))
-        record['rerun_s'] = statistics.median(r['seconds'] for r in record['reruns'])
-        record['baseline_rerun_s'] = statistics.median(r['seconds'] for r in record['baseline_reruns'])
-        record['rerun_ratio'] = round(record['rerun_s'] / record['baseline_rerun_s'], 2)
-        record['rerun_changed'] = max(r['changed'] for r in record['reruns'])
-        # The baseline's app is not measured: it stays out of the way of the loads.
-        self._on_host('systemctl stop baseline', check=False)
-        record['rest_of_stack'] = self._playbook('stack-redis-celery', SITE, tags='redis,celery')
+            for key, playbook, tags in runs:
+                found[key].append(self._playbook(f'{key}-rerun{where}-{index}', playbook, tags=tags, ssh=ssh))
+        return found
+
+    @staticmethod
+    def _medians(runs: list, baseline: list) -> dict:
+        """The median seconds of some reruns and of the baseline's, their ratio, the most tasks any rerun changed."""
+        rerun_s = statistics.median(run['seconds'] for run in runs)
+        base_s = statistics.median(run['seconds'] for run in baseline)
+        return {'rerun_s': rerun_s, 'baseline_rerun_s': base_s, 'rerun_ratio': _ratio(rerun_s, base_s),
+                'rerun_changed': max(run['changed'] for run in runs)}
+
+    def phase_converge(self) -> None:
+        """The web host fresh and the baseline fresh; the rest of the stack (Redis, Celery, Loki, Promtail: site.yml
+        without tags); rounds of reruns of the web host (its tags), the baseline and the whole stack (site.yml); then
+        the web host's and the baseline's reruns over SSH. Each rerun's remote execs on one more untimed run with -vvv,
+        the fresh runs' from their own log (docs/bench.md)."""
+        record = self.record['converge']
+        record['connection'] = self.connection
+        record['exec_counting'] = EXEC_COUNTING
+        record['fresh'] = self._playbook('web-fresh', SITE, tags=WEB_TAGS, log_execs=True)
+        record['baseline_fresh'] = self._playbook('baseline-fresh', BASELINE, log_execs=True)
+        record['fresh_ratio'] = _ratio(record['fresh']['seconds'], record['baseline_fresh']['seconds'])
+        # The whole stack on the same host: Redis, Celery, Loki and Promtail join the web host's roles.
+        record['rest_of_stack'] = self._playbook('stack-first', SITE, log_execs=True)
+        rounds = self._rounds([('web', SITE, WEB_TAGS), ('baseline', BASELINE, None), ('stack', SITE, None)])
+        record['reruns'], record['baseline_reruns'] = rounds['web'], rounds['baseline']
+        record.update(self._medians(rounds['web'], rounds['baseline']))
+        stack = self._medians(rounds['stack'], rounds['baseline'])
+        record['rerun_execs'] = self._count_execs('web-rerun-count', SITE, tags=WEB_TAGS)
+        record['baseline_rerun_execs'] = self._count_execs('baseline-rerun-count', BASELINE)
+        record['whole_stack'] = dict(stack, reruns=rounds['stack'], rerun_execs=self._count_execs('stack-rerun-count', SITE),
+                                     baseline='the same baseline reruns as the web host\'s (rounds: web, baseline, stack)')
+        if self.opts.ssh_host:
+            self._ssh_warmup()
+            rounds = self._rounds([('web', SITE, WEB_TAGS), ('baseline', BASELINE, None)], ssh=True)
+            record['ssh'] = dict(self._medians(rounds['web'], rounds['baseline']), reruns=rounds['web'],
+                                 baseline_reruns=rounds['baseline'], address=self.opts.ssh_host,
+                                 ssh_args='-o ControlMaster=auto -o ControlPersist=60s', pipelining=True,
+                                 rerun_execs=self._count_execs('web-rerun-ssh-count', SITE, tags=WEB_TAGS, ssh=True),
+                                 baseline_rerun_execs=self._count_execs('baseline-rerun-ssh-count', BASELINE, ssh=True))
+        else:
+            record['ssh'] = {'skipped': 'no --ssh-host (sshd not set up by tools/harness/bench.sh)'}
+        # Out of the way of the loads: the baseline's app, and Loki and Promtail (logs stay in the journal).
+        self._on_host('systemctl stop baseline loki promtail', check=False)
+
+    def _ssh_warmup(self) -> None:
+        """Open the SSH master connection before the timed runs (ControlPersist keeps it between them), and prove
+        that sshd answers through the SSH inventory."""
+        _args, env = self._ansible(SITE, None, None, ssh=True)
+        argv = ['ansible', '-i', str(INVENTORY), '-i', str(INVENTORY_SSH), self.opts.host, '-m', 'ansible.builtin.ping']
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        if proc.returncode != 0:
+            raise BenchError(f'ping over SSH failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}')
+        log(f'ssh: {self.opts.host} answers at {self.opts.ssh_host} (master connection open)')
 
     def calibrate_cpu(self) -> None:
         """Pick n so that one /cpu request is about CPU_TARGET_MS of CPU (its 20th percentile of elapsed_ms)."""
@@ -753,7 +866,10 @@ class Bench:
             self.record['machine'] = self._machine()
             if 'converge' in phases:
                 self.phase_converge()
-            self.calibrate_cpu()
+            if {'io', 'celery', 'defaults', 'cpu'} & set(phases):
+                if not self.opts.client:
+                    raise BenchError(f'phases {",".join(phases)} need the client container (--client)')
+                self.calibrate_cpu()
             if 'io' in phases:
                 self.phase_io_plan()
             if 'celery' in phases:
@@ -840,6 +956,49 @@ def summarize_playbook(report: dict, host: str) -> dict:
     }
 
 
+# What a remote exec is, as the record states it (docs/bench.md says more).
+EXEC_COUNTING = (
+    'A remote exec is one process the connection plugin starts on the host for the run. Counted from the '
+    "connection's -vvv lines for the host (an extra untimed -vvv run after the timed reruns; the fresh runs log them "
+    'to a file, ANSIBLE_LOG_VERBOSITY=3): containers.podman.podman logs "<host> EXEC: <command>" once per podman exec; '
+    'community.docker.docker_api "<host> EXEC <command>"; ansible.builtin.ssh "<address> SSH: EXEC ssh ..." per '
+    'command and "SSH: EXEC sftp|scp ..." per file transfer, each a session of its own on the host (sftp-server), '
+    'so counted too. A PUT or FETCH of the container connections copies through the container\'s mount or podman '
+    'cp, not an exec in the host: listed, not counted. Tasks run on the controller (set_fact, assert, delegated to '
+    'localhost) make no remote exec.'
+)
+
+# "<host> EXEC: ..." (podman), "<host> EXEC ..." (docker_api, local), "<host> SSH: EXEC ssh|sftp|scp ...",
+# "<host> PUT ..." and "<host> FETCH ..."; at the start of a line of -vvv output, or after the "| " of a log line.
+_EXEC_LINE = re.compile(r'(?:^|\| )<(?P<address>[^>\n]+)> (?:SSH: EXEC (?P<program>\S+)|(?P<kind>EXEC|PUT|FETCH)[: ])',
+                        re.MULTILINE)
+
+
+def count_execs(text: str, address: str) -> dict:
+    """The connection's remote execs for one host in -vvv output or an Ansible log: commands, file-transfer sessions
+    (SSH's sftp or scp), and the PUT and FETCH lines (a container connection's copies are not execs)."""
+    found = {'commands': 0, 'transfer_sessions': 0, 'puts': 0, 'fetches': 0}
+    for match in _EXEC_LINE.finditer(text):
+        if match.group('address') != address:
+            continue
+        program = match.group('program')
+        if program is not None:
+            name = program.rsplit('/', 1)[-1]
+            if name in ('sftp', 'scp'):
+                found['transfer_sessions'] += 1
+            elif name in ('ssh', 'sshpass'):
+                found['commands'] += 1
+        elif match.group('kind') == 'EXEC':
+            found['commands'] += 1
+        elif match.group('kind') == 'PUT':
+            found['puts'] += 1
+        else:
+            found['fetches'] += 1
+    found['remote_execs'] = found['commands'] + found['transfer_sessions']
+    found['address'] = address
+    return found
+
+
 def aggregate(runs: list) -> dict:
     """The median of each rate and percentile over the runs of one load; errors and requests summed."""
     result = {'runs': runs, 'requests': sum(run['requests'] for run in runs), 'seconds': round(sum(run['seconds'] for run in runs), 2)}
@@ -917,8 +1076,8 @@ def targets(record: dict) -> list:
     converge = record.get('converge', {})
     changed = converge.get('rerun_changed')
     found.append(_target('Web host rerun: changed tasks', changed, '0', changed == 0))
-    ratio = converge.get('rerun_ratio')
-    found.append(_target('Web host rerun vs the plain-task baseline rerun', ratio, '<= 1.5x', ratio is not None and ratio <= 1.5))
+    found += [_target(row['target'], row['value'], row['goal'], row['met']) for row in converge_ratios(record)
+              if row['goal'] != NO_GOAL]
     memory = record.get('memory', {})
     if memory:
         oom = sum(entry['oom_kills'] for entry in memory.values())
@@ -976,10 +1135,12 @@ def _render_machine(record: dict) -> list:
              f'{machine.get("memory_mb", 0) / 1024:.1f} GiB, Linux {machine.get("kernel", "?")}, cgroup {machine.get("cgroup", "?")}; '
              f'load average {" / ".join(str(x) for x in machine.get("load_before", []))} before, '
              f'{" / ".join(str(x) for x in machine.get("load_after", []))} after. '
-             f'{machine.get("engine", "")}, {machine.get("ansible", "")}, {machine.get("wrk", "wrk")}: '
-             f'{settings["connections"]} connections, {settings["threads"]} threads, from a second container; each number is '
-             f'the median of {settings["repeats"]} runs of {settings["duration_s"]} s (each after a {settings["warmup_s"]} s '
-             'warm-up), interleaved with the other loads of its group.']
+             + (f'{machine.get("engine", "")}, {machine.get("ansible", "")}, {machine.get("wrk", "wrk")}: '
+                f'{settings["connections"]} connections, {settings["threads"]} threads, from a second container; each number is '
+                f'the median of {settings["repeats"]} runs of {settings["duration_s"]} s (each after a {settings["warmup_s"]} s '
+                'warm-up), interleaved with the other loads of its group.' if 'wrk' in machine else
+                f'{machine.get("engine", "")}, {machine.get("ansible", "")}; phases: {settings.get("phases", "?")} '
+                '(no loads).')]
     quiet = record.get('quiet', [])
     if quiet:
         calm = sum(1 for entry in quiet if entry['quiet'])
@@ -1075,23 +1236,106 @@ def _render_celery(record: dict) -> list:
     return lines
 
 
+NO_GOAL = 'none set'
+
+
+def _execs(entry) -> int | None:
+    """The remote execs of a count (None when not counted)."""
+    return (entry or {}).get('remote_execs')
+
+
+def converge_ratios(record: dict) -> list:
+    """The converge rows the issue asks for: each rerun and fresh time against the plain-task baseline's, and the
+    remote execs of the reruns, with the issue's goals (met: None when not measured or no goal)."""
+    converge = record.get('converge', {})
+    stack = converge.get('whole_stack', {})
+    ssh = converge.get('ssh', {})
+    connection = converge.get('connection', 'container')
+    rows = []
+
+    def add(name, value, goal, limit, suffix=''):
+        met = None if value is None or limit is None else value <= limit
+        rows.append({'target': name, 'value': value, 'goal': goal, 'met': met, 'suffix': suffix})
+
+    add(f'Web host rerun / plain-task baseline rerun ({connection})', converge.get('rerun_ratio'),
+        f'<= {RERUN_RATIO_GOAL}x', RERUN_RATIO_GOAL, 'x')
+    add('Web host rerun / plain-task baseline rerun (ansible.builtin.ssh)', ssh.get('rerun_ratio'),
+        f'<= {RERUN_RATIO_GOAL}x', RERUN_RATIO_GOAL, 'x')
+    add(f'Web host fresh / plain-task baseline fresh ({connection})', converge.get('fresh_ratio'),
+        f'<= {FRESH_RATIO_GOAL}x', FRESH_RATIO_GOAL, 'x')
+    add(f'Whole-stack host rerun / the same plain-task baseline\'s rerun ({connection})', stack.get('rerun_ratio'),
+        NO_GOAL, None, 'x')
+    add(f'Web host rerun: remote execs ({connection})', _execs(converge.get('rerun_execs')),
+        f'<= {WEB_RERUN_EXECS_GOAL}', WEB_RERUN_EXECS_GOAL)
+    add('Web host rerun: remote execs (ansible.builtin.ssh)', _execs(ssh.get('rerun_execs')),
+        f'<= {WEB_RERUN_EXECS_GOAL}', WEB_RERUN_EXECS_GOAL)
+    add(f'Whole-stack host rerun: remote execs ({connection})', _execs(stack.get('rerun_execs')),
+        f'<= {STACK_RERUN_EXECS_GOAL}', STACK_RERUN_EXECS_GOAL)
+    return rows
+
+
+def _seconds(value) -> str:
+    return '-' if value is None else f'{value:.0f} s'
+
+
+def _converge_row(name: str, playbook: str, seconds, runs: list, execs: dict | None) -> str:
+    """One row of the converge table: the median seconds, the remote execs, what the (last) run did."""
+    last = runs[-1] if runs else {}
+    changed = max(run['changed'] for run in runs) if runs else '-'
+    exec_cell = '-' if not execs else str(execs['remote_execs'])
+    if execs and execs.get('puts'):
+        exec_cell += f' ({execs["puts"]} PUT)'
+    return _row([name, playbook, _seconds(seconds), exec_cell, changed,
+                 f'{last["ok"]} / {last["skipped"]}' if last else '-', last.get('module_runs', '-')])
+
+
 def _render_converge(record: dict) -> list:
     converge = record.get('converge', {})
-    if not converge.get('reruns'):
+    if not converge.get('fresh'):
         return []
-    rerun = converge['reruns'][-1]
-    base = converge['baseline_reruns'][-1]
-    return ['', 'Converge of the web host (same host, same connection; reruns alternate with the baseline\'s, median of '
-            f'{len(converge["reruns"])}):', '',
-            _row(['playbook', 'fresh', 'rerun', 'changed on rerun', 'tasks on rerun (ok / skipped)', 'module runs on rerun']),
-            _row(['---', '---:', '---:', '---:', '---:', '---:']),
-            _row([f'site.yml --tags {WEB_TAGS}', f'{converge["fresh"]["seconds"]:.0f} s', f'{converge["rerun_s"]:.0f} s',
-                  rerun['changed'], f'{rerun["ok"]} / {rerun["skipped"]}', rerun['module_runs']]),
-            _row(['plain-task baseline (tools/bench/baseline.yml)', f'{converge["baseline_fresh"]["seconds"]:.0f} s',
-                  f'{converge["baseline_rerun_s"]:.0f} s', base['changed'], f'{base["ok"]} / {base["skipped"]}',
-                  base['module_runs']]),
-            '', f'Rerun: {converge["rerun_ratio"]}x the baseline\'s. The rest of the stack (Redis, Celery; '
-            f'site.yml --tags redis,celery) then took {converge["rest_of_stack"]["seconds"]:.0f} s.']
+    web = f'site.yml --tags {WEB_TAGS}'
+    base = 'tools/bench/baseline.yml'
+    reruns = len(converge.get('reruns', []))
+    lines = ['', f'Converge of the bench host ({converge.get("connection")} unless said; the same host for every row). '
+             f'The reruns go in {reruns} rounds (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
+             'baseline), and the medians are compared. Remote execs (docs/bench.md): processes the connection started on '
+             'the host, from its -vvv lines: for a rerun, one more untimed run with -vvv; for a fresh run, the timed run '
+             'itself (its -vvv lines to a log file). Changed: the most of any timed run of the row.', '',
+             _row(['run', 'playbook', 'seconds', 'remote execs', 'changed', 'tasks (ok / skipped)', 'module runs']),
+             _row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
+             _converge_row('web host, fresh', web, converge['fresh']['seconds'], [converge['fresh']],
+                           converge['fresh'].get('execs')),
+             _converge_row('plain-task baseline, fresh', base, converge['baseline_fresh']['seconds'],
+                           [converge['baseline_fresh']], converge['baseline_fresh'].get('execs'))]
+    if converge.get('reruns'):
+        lines += [_converge_row('web host, rerun', web, converge['rerun_s'], converge['reruns'], converge.get('rerun_execs')),
+                  _converge_row('plain-task baseline, rerun', base,
+                                converge['baseline_rerun_s'], converge['baseline_reruns'], converge.get('baseline_rerun_execs'))]
+    first = converge.get('rest_of_stack')
+    if first:
+        lines.append(_converge_row('rest of the stack, first run (Redis, Celery, Loki, Promtail)', 'site.yml (no tags)',
+                                   first['seconds'], [first], first.get('execs')))
+    stack = converge.get('whole_stack', {})
+    if stack.get('reruns'):
+        lines.append(_converge_row('whole-stack host, rerun (against the same baseline reruns)', 'site.yml (no tags)',
+                                   stack['rerun_s'], stack['reruns'], stack.get('rerun_execs')))
+    ssh = converge.get('ssh', {})
+    if ssh.get('reruns'):
+        lines += [_converge_row('web host over SSH, rerun', web, ssh['rerun_s'], ssh['reruns'], ssh.get('rerun_execs')),
+                  _converge_row('plain-task baseline over SSH, rerun', base, ssh['baseline_rerun_s'],
+                                ssh['baseline_reruns'], ssh.get('baseline_rerun_execs'))]
+    if ssh.get('skipped'):
+        lines += ['', f'Over SSH: not measured ({ssh["skipped"]}).']
+    elif ssh.get('reruns'):
+        lines += ['', f'Over SSH: ansible.builtin.ssh to {ssh["address"]}:22 as root, pipelining on, ssh_args '
+                  f'`{ssh["ssh_args"]}`, the master connection opened before the timed runs.']
+    lines += ['', 'Against the baseline, and the issue\'s targets (reported, not enforced):', '',
+              _row(['row', 'measured', 'target', 'met']), _row(['---', '---:', '---:', '---'])]
+    for row in converge_ratios(record):
+        value = '-' if row['value'] is None else f'{row["value"]}{row["suffix"]}'
+        met = {True: 'yes', False: '**no**', None: 'not measured' if row['value'] is None else '-'}[row['met']]
+        lines.append(_row([row['target'], value, row['goal'], met]))
+    return lines
 
 
 def _render_memory(record: dict) -> list:
@@ -1129,7 +1373,8 @@ def main(argv=None) -> int:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--connections', type=int, default=64)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--reruns', type=int, default=int(os.environ.get('FLASKFLEET_BENCH_RERUNS', '1')))
+    parser.add_argument('--reruns', type=int, default=int(os.environ.get('FLASKFLEET_BENCH_RERUNS', '3')),
+                        help='timed reruns of each playbook, each followed by a baseline rerun; the medians are compared')
     parser.add_argument('--repeats', type=int, default=int(os.environ.get('FLASKFLEET_BENCH_REPEATS', '2')),
                         help='measured runs of each load, interleaved with the others of its group; the median is kept')
     parser.add_argument('--quiet-busy', type=float, default=float(os.environ.get('FLASKFLEET_BENCH_QUIET_BUSY', '40')),
@@ -1138,10 +1383,16 @@ def main(argv=None) -> int:
                         help='... for at most this many seconds each time (then measure anyway, and say so) ...')
     parser.add_argument('--quiet-budget', type=float, default=float(os.environ.get('FLASKFLEET_BENCH_QUIET_BUDGET', '180')),
                         help='... and this many in all')
-    parser.add_argument('--phases', default='converge,io,celery,defaults,cpu',
-                        help='comma-separated (development: skip converge on a host already converged)')
+    parser.add_argument('--phases', default=os.environ.get('FLASKFLEET_BENCH_PHASES', 'converge,io,celery,defaults,cpu'),
+                        help='comma-separated: converge alone (no client needed), or the loads too (development: skip '
+                        'converge on a host already converged)')
+    parser.add_argument('--ssh-host', default='', help="the host's sshd address for the SSH rows (none: not measured)")
+    parser.add_argument('--ssh-key', default=str(OUT / 'ssh' / 'id_ed25519'))
+    parser.add_argument('--ssh-known-hosts', default=str(OUT / 'ssh' / 'known_hosts'))
     args = parser.parse_args(argv)
-    return Bench(args).main(args.phases.split(','))
+    if args.reruns < 1:
+        parser.error('--reruns must be at least 1')
+    return Bench(args).main([phase.strip() for phase in args.phases.split(',') if phase.strip()])
 
 
 if __name__ == '__main__':

@@ -120,11 +120,11 @@ def test_absent(tmp_path, existing, links_only, removed):
 
 def test_a_link_is_made_or_pointed_anew_but_never_replaces_a_file(tmp_path):
     path = tmp_path / 'site.conf'
-    sync, _ = run([entry(dest=str(path), state='link', target='/a')])
+    sync = run([entry(dest=str(path), state='link', target='/a')])[0]
     assert sync.changed_paths == [str(path)] and os.readlink(path) == '/a'
-    sync, _ = run([entry(dest=str(path), state='link', target='/a')])
+    sync = run([entry(dest=str(path), state='link', target='/a')])[0]
     assert sync.changed_paths == []
-    sync, _ = run([entry(dest=str(path), state='link', target='/b')])
+    sync = run([entry(dest=str(path), state='link', target='/b')])[0]
     assert os.readlink(path) == '/b'
     other = tmp_path / 'file.conf'
     other.write_text('x')
