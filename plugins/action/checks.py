@@ -65,6 +65,17 @@ class ActionModule(ActionBase):
                 return [], _plain(str(error).splitlines()[0])
         return _listify(value), ''
 
+    def _first_failing(self, that):
+        """The first condition of a check that does not hold (None when all hold), and why it could not be evaluated."""
+        conditions, error = self._conditions(that)
+        if error:
+            return that, error
+        for condition in conditions:
+            holds, error = self._holds(condition)
+            if not holds:
+                return condition, error
+        return None, ''
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -76,16 +87,9 @@ class ActionModule(ActionBase):
         for check in checks:
             if 'when' in check and not all(self._holds(c)[0] for c in _listify(check['when'])):
                 continue
-            conditions, error = self._conditions(check['that'])
-            for condition in conditions:
-                holds, error = self._holds(condition)
-                if not holds:
-                    break
-            else:
-                if not error:
-                    continue
-                condition = check['that']
-            problems.append(self._message(check, condition) + (f' (cannot be evaluated: {_plain(error)})' if error else ''))
+            failed, error = self._first_failing(check['that'])
+            if failed is not None:
+                problems.append(self._message(check, failed) + (f' (cannot be evaluated: {_plain(error)})' if error else ''))
         result['changed'] = False
         result['problems'] = problems
         if problems:
