@@ -5,11 +5,15 @@
 """`make bench`: converge the stack into a container, load it from another one, print the ratios.
 
 Run by tools/harness/bench.sh (inside tools/harness/engine.sh), which makes
-the containers: the host under test (web, Celery worker and Redis, from
-tools/bench/inventory.yml) and a client with wrk on the same network.
+the containers: the host under test (web, Celery worker, Redis, Loki and
+Promtail, from tools/bench/inventory.yml; sshd for the SSH rows) and, when
+loads are asked for, a client with wrk on the same network.
 
     python tools/bench/bench.py --cli podman --host flaskfleet-bench \\
-        --client flaskfleet-bench-client --ip 10.89.2.2
+        --client flaskfleet-bench-client --ip 10.89.2.2 --ssh-host 10.89.2.2
+
+The converge rows (fresh, reruns, whole stack, SSH, remote execs counted at
+the connection) are described in docs/bench.md.
 
 Each Gunicorn and Celery configuration is set through the roles' own
 variables (ansible-playbook ... -e); the numbers straight to Gunicorn come
@@ -1072,7 +1076,9 @@ def _cpu_targets(record: dict) -> list:
 
 def targets(record: dict) -> list:
     """Each target of the issue: value, goal, met (None: not measured)."""
-    found = _io_targets(record) + _cpu_targets(record)
+    phases = set(str(record['settings'].get('phases', 'converge,io,celery,defaults,cpu')).split(','))
+    # The loads' targets when loads were asked for (FLASKFLEET_BENCH_PHASES=converge runs none).
+    found = _io_targets(record) + _cpu_targets(record) if phases & {'io', 'defaults', 'cpu'} else []
     converge = record.get('converge', {})
     changed = converge.get('rerun_changed')
     found.append(_target('Web host rerun: changed tasks', changed, '0', changed == 0))
@@ -1154,6 +1160,8 @@ def _render_machine(record: dict) -> list:
 
 
 def _render_io(record: dict) -> list:
+    if not record.get('loads'):
+        return []
     settings = record['settings']
     limit = settings['connections'] * 1000.0 / IO_WAIT_MS
     plan = _load(record, 'io_plan_nginx')
@@ -1171,6 +1179,8 @@ def _render_io(record: dict) -> list:
 
 
 def _render_cpu(record: dict) -> list:
+    if not record.get('loads'):
+        return []
     cpu = record.get('cpu_calibration', {})
     lines = ['', f'CPU-bound endpoint, `GET /cpu?n={cpu.get("n", "?")}` (about {_num(cpu.get("p20_ms"), 1)} ms of CPU '
              'each, measured one at a time):', '',
@@ -1283,8 +1293,10 @@ def _converge_row(name: str, playbook: str, seconds, runs: list, execs: dict | N
     last = runs[-1] if runs else {}
     changed = max(run['changed'] for run in runs) if runs else '-'
     exec_cell = '-' if not execs else str(execs['remote_execs'])
-    if execs and execs.get('puts'):
-        exec_cell += f' ({execs["puts"]} PUT)'
+    if execs and execs.get('transfer_sessions'):
+        exec_cell += f' (incl. {execs["transfer_sessions"]} sftp/scp)'
+    elif execs and execs.get('puts'):
+        exec_cell += f' (+ {execs["puts"]} PUT, not execs)'
     return _row([name, playbook, _seconds(seconds), exec_cell, changed,
                  f'{last["ok"]} / {last["skipped"]}' if last else '-', last.get('module_runs', '-')])
 
@@ -1297,7 +1309,7 @@ def _render_converge(record: dict) -> list:
     base = 'tools/bench/baseline.yml'
     reruns = len(converge.get('reruns', []))
     lines = ['', f'Converge of the bench host ({converge.get("connection")} unless said; the same host for every row). '
-             f'The reruns go in {reruns} rounds (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
+             f'The reruns go in {reruns} round{"" if reruns == 1 else "s"} (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
              'baseline), and the medians are compared. Remote execs (docs/bench.md): processes the connection started on '
              'the host, from its -vvv lines: for a rerun, one more untimed run with -vvv; for a fresh run, the timed run '
              'itself (its -vvv lines to a log file). Changed: the most of any timed run of the row.', '',
