@@ -189,6 +189,22 @@ def _run(module, command, path=None):
     return rc, ((err or '') + (out or '')).strip()
 
 
+def _write_atomically(path, data, uid, gid, mode, check=None):
+    """Write `data` to a temporary file beside `path` with its owner and mode, let `check` see it, rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+        os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        if check:
+            check(tmp)
+        os.rename(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class Sync:
     """Bring entries to their state one by one, remembering how to undo each change."""
 
@@ -199,9 +215,10 @@ class Sync:
         self.changed_paths = []
         self.diffs = []
 
-    def _remember(self, path, info):
-        before = link = None
-        if info is not None and stat.S_ISREG(info.st_mode):
+    def _remember(self, path, info, before=None):
+        """Record how to put `path` back: its bytes (read here unless given), its link target, its stat."""
+        link = None
+        if before is None and info is not None and stat.S_ISREG(info.st_mode):
             with open(path, 'rb') as handle:
                 before = handle.read()
         elif info is not None and stat.S_ISLNK(info.st_mode):
@@ -224,6 +241,7 @@ class Sync:
         if not _attrs_differ(info, uid, gid, mode):
             return False, None
         if not self.check_mode:
+            self._remember(path, info)
             os.chown(path, uid, gid)
             os.chmod(path, mode)
         return True, None
@@ -241,7 +259,7 @@ class Sync:
                 if not _attrs_differ(info, uid, gid, mode):
                     return False, None
                 if not self.check_mode:
-                    self._remember(path, info)
+                    self._remember(path, info, before)
                     os.chown(path, uid, gid)
                     os.chmod(path, mode)
                 return True, None
@@ -249,21 +267,14 @@ class Sync:
                 'before': before.decode('utf-8', 'replace') if before is not None else '', 'after': entry['content']}
         if self.check_mode:
             return True, diff
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(wanted)
-            os.chown(tmp, uid, gid)
-            os.chmod(tmp, mode)
+        def check(tmp):
             if entry['validate']:
                 rc, output = _run(self.module, entry['validate'], tmp)
                 if rc != 0:
                     raise Refused(f"not replaced: its check ({entry['validate']}) failed with rc={rc}: {output}")
-            self._remember(path, info)
-            os.rename(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            self._remember(path, info, before)
+
+        _write_atomically(path, wanted, uid, gid, mode, check)
         return True, diff
 
     def link(self, entry):
@@ -317,20 +328,19 @@ class Sync:
         """Put back, newest first, what this call changed."""
         for path, before, info, link in reversed(self.undo):
             current = _lstat(path)
-            if current is not None:
-                if stat.S_ISDIR(current.st_mode):
-                    if info is None:
-                        os.rmdir(path)
-                    continue
-                os.unlink(path)
+            if current is not None and stat.S_ISDIR(current.st_mode):
+                if info is None:  # made by this call
+                    os.rmdir(path)
+                else:  # its owner or mode changed
+                    os.chown(path, info.st_uid, info.st_gid)
+                    os.chmod(path, stat.S_IMODE(info.st_mode))
+                continue
             if before is not None:
-                fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=os.path.dirname(path))
-                with os.fdopen(fd, 'wb') as handle:
-                    handle.write(before)
-                os.chown(tmp, info.st_uid, info.st_gid)
-                os.chmod(tmp, stat.S_IMODE(info.st_mode))
-                os.rename(tmp, path)
-            elif link is not None:
+                _write_atomically(path, before, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+                continue
+            if current is not None:
+                os.unlink(path)
+            if link is not None:
                 os.symlink(link, path)
 
 

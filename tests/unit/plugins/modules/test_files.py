@@ -86,17 +86,22 @@ def test_a_failing_check_of_the_whole_set_puts_everything_back(tmp_path):
     kept, new, link = tmp_path / 'kept.conf', tmp_path / 'new.conf', tmp_path / 'enabled.conf'
     kept.write_text('before\n')
     os.chmod(kept, 0o600)
+    existing = tmp_path / 'existing'
+    existing.mkdir(mode=0o700)
     entries = [entry(dest=str(kept), content='after\n', mode='0644'),
+               entry(dest=str(existing), state='directory', mode='0755'),
                entry(dest=str(tmp_path / 'sub'), state='directory', mode='0755'),
                entry(dest=str(new), content='new\n', mode='0644'),
                entry(dest=str(link), state='link', target=str(new))]
     _sync, error = run(entries, check=f'grep -q before {kept}')
     assert error is not None
     assert read(kept) == 'before\n' and mode(kept) == 0o600
-    assert sorted(os.listdir(tmp_path)) == ['kept.conf']
+    assert mode(existing) == 0o700  # a directory's mode is put back too
+    assert sorted(os.listdir(tmp_path)) == ['existing', 'kept.conf']
     # and a passing check keeps the new set
     sync, error = run(entries, check=f'grep -q after {kept}')
-    assert error is None and len(sync.changed_paths) == 4
+    assert error is None and len(sync.changed_paths) == 5
+    assert mode(existing) == 0o755
     assert os.readlink(link) == str(new) and read(kept) == 'after\n'
 
 
