@@ -62,7 +62,7 @@ class ActionModule(ActionBase):
             try:
                 value = self._templar.template(value)
             except AnsibleError as error:
-                return [], _plain(str(error).splitlines()[0])
+                return [], str(error).splitlines()[0]
         return _listify(value), ''
 
     def _first_failing(self, that):
@@ -85,8 +85,13 @@ class ActionModule(ActionBase):
             return result
         problems = []
         for check in checks:
-            if 'when' in check and not all(self._holds(c)[0] for c in _listify(check['when'])):
-                continue
+            if 'when' in check:
+                # a `when` that does not hold skips the check; one that cannot be evaluated is a problem
+                skipped, error = self._first_failing(check['when'])
+                if error:
+                    problems.append(self._message(check, skipped) + f' (its when cannot be evaluated: {_plain(error)})')
+                if skipped is not None:
+                    continue
             failed, error = self._first_failing(check['that'])
             if failed is not None:
                 problems.append(self._message(check, failed) + (f' (cannot be evaluated: {_plain(error)})' if error else ''))

@@ -36,7 +36,9 @@ options:
             condition itself is reported.
         type: str
       when:
-        description: The check applies only when this condition (or all of these) holds.
+        description:
+          - The check applies only when this condition (or all of these) holds.
+          - A condition here that cannot be evaluated is reported as a problem of the check.
         type: raw
 attributes:
   check_mode:

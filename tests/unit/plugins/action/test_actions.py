@@ -54,6 +54,7 @@ CHECKS = [{'flaskfleet.stack.checks': {'checks': [
     {'that': ['ports | length == 2', 'ports[0] < ports[1]'], 'msg': 'ports: two, rising ({{ ports }})'},
     {'that': 'tls_resolvers | length > 0', 'when': 'tls_stapling', 'msg': 'tls_resolvers: one at least'},
     {'that': '{{ per_kind[kind] }}', 'msg': 'kind {{ kind }}: {{ undefined_here }}'},
+    {'that': 'ports | length == 2', 'when': 'tls_stapling and tls_resolvers | length > 0 and tls_resolvers[0] > 0', 'msg': 'ports for stapling'},
 ]}}]
 GOOD = {'workers': 2, 'site': 'app', 'ports': [80, 443], 'tls_stapling': False, 'tls_resolvers': [],
         'kind': 'a', 'per_kind': {'a': ['site | length > 0'], 'b': ['site | length > 50']}}
@@ -70,6 +71,9 @@ GOOD = {'workers': 2, 'site': 'app', 'ports': [80, 443], 'tls_stapling': False, 
     ({'kind': 'b'}, ['kind {{ kind }}: {{ undefined_here }}']),
     # a value of the wrong kind: the check does not hold, the reason is appended
     ({'workers': 'lots'}, ['workers must be at least 1, got lots (cannot be evaluated:']),
+    # a `when` that cannot be evaluated is a problem, not a check skipped in silence
+    ({'tls_stapling': True, 'tls_resolvers': ['x']},
+     ['ports for stapling (its when cannot be evaluated:']),
 ])
 def test_checks_report_every_problem_at_once(tmp_path, changes, problems):
     rc, results = play(tmp_path, CHECKS, {**GOOD, **changes})
