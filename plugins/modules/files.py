@@ -267,6 +267,7 @@ class Sync:
                 'before': before.decode('utf-8', 'replace') if before is not None else '', 'after': entry['content']}
         if self.check_mode:
             return True, diff
+
         def check(tmp):
             if entry['validate']:
                 rc, output = _run(self.module, entry['validate'], tmp)
