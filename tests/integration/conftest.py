@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -26,6 +28,21 @@ def pytest_collection_finish(session):
         if start and module not in started:
             started.add(module)
             start()
+
+
+def run_logged(cmd, log):
+    """Run a long job with its output in a log; returns (rc, wall seconds, CPU seconds).
+
+    The CPU seconds (user + system of the job and every process it waited for)
+    come from wait4 on the job itself, so jobs running side by side are told apart.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log, "w", encoding="utf-8") as out:
+        with subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as proc:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.monotonic() - started, usage.ru_utime + usage.ru_stime
 
 
 @pytest.fixture(scope="module")

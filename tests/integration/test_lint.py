@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import run_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _LINT = {}
@@ -23,12 +22,7 @@ _LINT = {}
 
 def _run():
     log = ROOT / ".cache" / "logs" / "lint.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with open(log, "w", encoding="utf-8") as out:
-        rc = subprocess.run(["make", "--no-print-directory", "lint-checks"], cwd=ROOT, stdout=out,
-                            stderr=subprocess.STDOUT, check=False).returncode
-    return rc, time.monotonic() - started, log
+    return (*run_logged(["make", "--no-print-directory", "lint-checks"], log), log)
 
 
 def start_background():
@@ -43,9 +37,9 @@ def test_lint_and_sanity():
     if not os.environ.get("MAKELEVEL"):
         pytest.skip("run by make test (it needs the tree `make tree` builds); alone: make lint")
     start_background()
-    rc, took, log = _LINT["run"].result()
+    rc, took, cpu, log = _LINT["run"].result()
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    print(f"\n===== make lint-checks: rc={rc}, {took / 60:.1f} min (log: {log}) =====")
+    print(f"\n===== make lint-checks: rc={rc}, {took / 60:.1f} min, {cpu:.0f} CPU s (log: {log}) =====")
     print("\n".join(lines[-60:]))
     failed = [line.strip()[:300] for line in lines
               if any(word in line for word in ("ERROR", "Error", "error:", "FAILED", "failed", "WARNING: "))]

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import run_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
@@ -26,14 +25,8 @@ JOBS = int(os.environ.get("FLASKFLEET_SCENARIO_JOBS", "2"))
 
 
 def _run(scenario):
-    logs = ROOT / ".cache" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"molecule-{scenario}.log"
-    started = time.monotonic()
-    with open(log, "w", encoding="utf-8") as out:
-        rc = subprocess.run([str(ROOT / "tools" / "harness" / "molecule.sh"), "test", "-s", scenario],
-                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
-    return rc, time.monotonic() - started, log
+    log = ROOT / ".cache" / "logs" / f"molecule-{scenario}.log"
+    return (*run_logged([str(ROOT / "tools" / "harness" / "molecule.sh"), "test", "-s", scenario], log), log)
 
 
 _RUNS = {}
@@ -57,10 +50,10 @@ def runs():
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(runs, scenario):
-    rc, took, log = runs[scenario].result()
+    rc, took, cpu, log = runs[scenario].result()
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     start = next((i for i, line in enumerate(lines) if "verify" in line and "Running" in line), max(0, len(lines) - 300))
-    print(f"\n===== molecule scenario {scenario}: rc={rc}, {took / 60:.1f} min (log: {log}) =====")
+    print(f"\n===== molecule scenario {scenario}: rc={rc}, {took / 60:.1f} min, {cpu:.0f} CPU s (log: {log}) =====")
     print("\n".join(lines[start:] if rc == 0 else lines[-400:]))
     # What failed, in the assertion's message: CI shows the summary at the end of a long output.
     failed = [line.strip()[:300] for line in lines

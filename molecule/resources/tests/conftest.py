@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import pathlib
 import shutil
 import shlex
@@ -82,6 +83,32 @@ def record_fault(fault, **measured):
     row = {"fault": fault, "backend": SUPERVISOR, "scenario": scenario_name(), **measured}
     FAULT_ROWS.append(row)
     print("fault " + json.dumps(row, sort_keys=True))
+
+
+def cpu_seconds():
+    """User + system seconds of this pytest and every process it has waited for (ansible-playbook, engine execs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+TEST_CPU = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
+    # Each test's CPU seconds, its fixtures' converges included: the suite's cost is the controller's CPU.
+    before = cpu_seconds()
+    yield
+    TEST_CPU[item.nodeid] = cpu_seconds() - before
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TEST_CPU:
+        return
+    terminalreporter.section("most CPU (this pytest and what it ran, user + system)")
+    for nodeid, cpu in sorted(TEST_CPU.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{cpu:7.1f} s  {nodeid}")
+    terminalreporter.write_line(f"{cpu_seconds():7.1f} s  in all ({len(TEST_CPU)} tests)")
 
 
 def pytest_sessionfinish(session):  # pylint: disable=unused-argument
