@@ -40,8 +40,9 @@ def run_logged(cmd, log):
     started = time.monotonic()
     with open(log, "w", encoding="utf-8") as out:
         with subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as proc:
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            waited = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(waited[1])
+    usage = waited[2]
     return proc.returncode, time.monotonic() - started, usage.ru_utime + usage.ru_stime
 
 
