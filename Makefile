@@ -64,6 +64,7 @@ lint-checks:  # lint without remaking the tree (make test runs it beside the sce
 	yamllint -s .
 	ansible-lint --strict
 	antsibull-changelog lint
+	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=dependent --disallow-unknown-collection-refs .
 	$(MAKE) --no-print-directory sanity-checks
 
 sanity: tree  ## ansible-test sanity on the newest and the oldest supported ansible-core
@@ -96,8 +97,8 @@ faults: deps images  ## the fault suite at full size under both backends: a tabl
 bench: deps  ## converge the stack into a container, load it with wrk from another: the plan's ratios as a table (.cache/bench/)
 	tools/harness/engine.sh run tools/harness/bench.sh
 
-docs: deps  ## role documentation (docs/roles/) from the roles' argument specs
-	$(VENV)/bin/python tools/docs/roles.py
+docs: deps  ## the collection's docs (docs/collection/: roles from their argument specs, modules, filters) with antsibull-docs
+	tools/docs/collection.sh
 
 build: deps  ## build the Galaxy artifact
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist

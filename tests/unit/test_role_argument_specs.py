@@ -22,6 +22,11 @@ def _load(path):
         return yaml.safe_load(handle) or {}
 
 
+def _computed(spec, default):
+    """A default that is a template while the option's type is not a string's."""
+    return isinstance(default, str) and "{{" in default and spec.get("type", "str") not in ("str", "path", "raw")
+
+
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
 def test_main_spec_matches_defaults(role):
     defaults = _load(role / "defaults" / "main.yml")
@@ -31,6 +36,8 @@ def test_main_spec_matches_defaults(role):
             assert name not in defaults, f"{role.name}: required {name} must not have a default in defaults/main.yml"
         else:
             assert name in defaults, f"{role.name}: {name} is in the spec but not in defaults/main.yml"
+            if "default" not in spec and _computed(spec, defaults[name]):
+                continue  # a template for a typed option: antsibull-docs takes no such default, the description says it
             assert spec.get("default") == defaults[name], f"{role.name}: default of {name} differs between spec and defaults"
     assert set(defaults) <= set(options), f"{role.name}: undocumented defaults {sorted(set(defaults) - set(options))}"
 
