@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -19,8 +20,8 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 import testinfra
-from conftest import (FAULTS_FULL, ROOT, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in, engine_cli,
-                      gather_facts, group_hosts, record_fault, release_vars, unit_memory_limit, unit_oom_kills)
+from conftest import (FAULTS_FULL, ROOT, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in,
+                      engine_cli, gather_facts, group_hosts, record_fault, release_vars, unit_memory_limit, unit_oom_kills)
 
 WORKERS = group_hosts("flask_workers")
 WEBS = group_hosts("flask_web")
@@ -76,20 +77,29 @@ def task(web, task_id):
     return json.loads(out.stdout)
 
 
+def tasks(web, ids):
+    """Several tasks' states in one exec: one curl, one URL per task, each answer on a line of its own."""
+    urls = " ".join(shlex.quote(f"https://{SITE_NAME}/tasks/{task_id}") for task_id in ids)
+    out = web.run(f"curl -sS -k --max-time 20 --resolve {SITE_NAME}:443:127.0.0.1 -w '\\n' {urls}")
+    assert out.rc == 0, out.stderr
+    answers = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    assert len(answers) == len(ids), out.stdout
+    return dict(zip(ids, answers))
+
+
 def wait_tasks(web, ids, states=("SUCCESS", "FAILURE"), timeout=120):
     """Poll until every task is in one of states; returns {id: task}."""
     deadline = time.monotonic() + timeout
     pending, done = list(ids), {}
     while pending and time.monotonic() < deadline:
-        for task_id in list(pending):
-            result = task(web, task_id)
+        for task_id, result in tasks(web, pending).items():
             if result["state"] in states:
                 done[task_id] = result
                 pending.remove(task_id)
         if pending:
             time.sleep(1)
     assert not pending, f"{len(pending)} of {len(ids)} tasks not {states} within {timeout} s: " + \
-        json.dumps([task(web, task_id) for task_id in pending[:3]])
+        json.dumps(list(tasks(web, pending[:3]).values()))
     return done
 
 
@@ -446,7 +456,7 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
     deadline = time.monotonic() + VISIBILITY_TIMEOUT + 60
     states = {}
     while time.monotonic() < deadline:
-        states = {task_id: task(web, task_id)["state"] for task_id in before}
+        states = {task_id: result["state"] for task_id, result in tasks(web, before).items()}
         if all(state in ("SUCCESS", "FAILURE") for state in states.values()):
             break
         time.sleep(2)
