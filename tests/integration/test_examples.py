@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The example fleet (examples/fleet) is input the roles accept: its six hosts, played
 by the controller itself, go through flaskfleet.stack.plan (every role's argument spec
-and plan) without an error."""
+and plan) and through flaskfleet.stack.site's checks (--check: a host never converged
+stops after them) without an error."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
+# Loki's and Promtail's zips (the checks verify the pinned release's checksum; GitHub is not reachable here)
+ARTIFACTS = os.environ.get("FLASKFLEET_ARTIFACTS") or str(ROOT.parent / "shared" / "artifacts")
 
 pytestmark = pytest.mark.skipif(not pathlib.Path("/etc/debian_version").exists(),
                                 reason="the roles' plans read Debian facts: run on a Debian controller")
@@ -33,5 +36,19 @@ def test_the_example_fleet_plans_on_every_host(tmp_path):
                             "worker1.example.com", "worker2.example.com"]
     assert plan["web1.example.com"]["gunicorn"]["workload"] == "mixed"
     assert plan["worker1.example.com"]["celery"]["workload"] == "io"
-    assert plan["redis1.example.com"]["redis"]["instances"][0]["maxmemory_mb"] == plan["redis1.example.com"]["memory_mb"] // 2
+    assert plan["redis1.example.com"]["redis"]["instances"][0]["maxmemory_mb"] == int(plan["redis1.example.com"]["memory_mb"] * 0.4)
     assert plan["logs1.example.com"]["loki"]["bound"] == "memory"
+    # and every role's checks accept it (the preflight play of the fleet playbook), with
+    # the demo app in place of the example's checkout of "shop" and a pair made here for its certificate
+    crt, key = tmp_path / "shop.crt", tmp_path / "shop.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=shop.example.com",
+                    "-addext", "subjectAltName=DNS:shop.example.com", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    app = {"flask_app_source_dir": str(ROOT / "demo" / "app"),
+           "flask_app_static_src": str(ROOT / "demo" / "app" / "src" / "flaskfleet_demo" / "static"),
+           "nginx_tls_certificate_src": str(crt), "nginx_tls_key_src": str(key)}
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "examples/fleet", "--check", "playbooks/site.yml", "-e",
+                           json.dumps({**local, **app, "loki_artifact_dir": ARTIFACTS, "promtail_artifact_dir": ARTIFACTS})],
+                          env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (proc.stdout.count("check mode stops here") == len(plan)), proc.stdout[-3000:]
