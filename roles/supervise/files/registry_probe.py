@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Run on the host by the supervise role (python3 -c), once per run: the
 # service registry and, in the same look, the state of every systemd unit it
-# names (one `systemctl show` for all of them), printed as JSON. Reads only.
+# names and of their listeners (one `systemctl show` for all of them), printed
+# as JSON. Reads only.
 import json
 import subprocess
 import sys
@@ -17,10 +18,14 @@ names = sorted(name for name, service in ((registry or {}).get('services') or {}
                if (service or {}).get('backend') == 'systemd')
 units = {}
 if names:
+    # each service and its listener (socket activation), found or not
     shown = subprocess.run(['systemctl', 'show', '--property=Id,ActiveState,UnitFileState,NeedDaemonReload']
-                           + [f'{name}.service' for name in names], capture_output=True, text=True, check=False)
+                           + [f'{name}.{kind}' for name in names for kind in ('service', 'socket')],
+                           capture_output=True, text=True, check=False)
     for block in shown.stdout.strip().split('\n\n'):
         fields = dict(line.split('=', 1) for line in block.splitlines() if '=' in line)
         if fields.get('Id', '').endswith('.service'):
             units[fields['Id'][:-len('.service')]] = fields
+        elif fields.get('Id', '').endswith('.socket'):
+            units[fields['Id']] = fields
 print(json.dumps({'registry': registry, 'units': units}))
