@@ -11,7 +11,9 @@ and after.
 from __future__ import annotations
 
 import pytest
-from conftest import SERVICE, SUPERVISOR, converge, curl_in
+from flaskfleet_testlib.ansible_cli import converge
+from flaskfleet_testlib.service import curl_in
+from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SUPERVISOR, converge
+from flaskfleet_testlib.ansible_cli import converge
+from flaskfleet_testlib.stack import SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
 

@@ -23,7 +23,10 @@ import uuid
 import pytest
 import testinfra
 import yaml
-from conftest import ROOT, SUPERVISOR, curl_in, engine_cli, group_hosts
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.service import curl_in
+from flaskfleet_testlib.stack import ROOT, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "supervisord", reason="scenario supervisord (one host, the whole stack)")
 

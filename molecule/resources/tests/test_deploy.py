@@ -17,8 +17,13 @@ import json
 import time
 
 import pytest
-from conftest import (EXCLUDED, SUPERVISOR, Load, app_source, converge, curl_in, gunicorn_workers, main_pid,
-                      published_port, record_fault, release_vars)
+from flaskfleet_testlib.ansible_cli import converge
+from flaskfleet_testlib.engine import published_port
+from flaskfleet_testlib.faults import record_fault
+from flaskfleet_testlib.https import Load
+from flaskfleet_testlib.releases import EXCLUDED, app_source, release_vars
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, main_pid
+from flaskfleet_testlib.stack import SUPERVISOR
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.

@@ -14,7 +14,10 @@ import shlex
 
 import pytest
 import testinfra
-from conftest import SITE_NAME, SUPERVISOR, ansible_run, engine_cli, group_hosts
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.stack import SITE_NAME, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default")
 

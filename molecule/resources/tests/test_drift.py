@@ -16,8 +16,12 @@ import shlex
 
 import pytest
 import testinfra
-from conftest import (SERVICE, SUPERVISOR, ansible_run, curl_in, engine_cli, group_hosts, gunicorn_workers, unit_memory_limit,
-                      wait_for)
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.cgroups import unit_memory_limit
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, wait_for
+from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or not group_hosts("redis") or
                                 group_hosts("redis")[0] in group_hosts("flask_web"),

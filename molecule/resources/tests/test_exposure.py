@@ -22,7 +22,11 @@ import time
 
 import pytest
 import testinfra
-from conftest import SUPERVISOR, ansible_run, engine_cli, group_hosts, scenario_name, wait_for
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.inventory import group_hosts, scenario_name
+from flaskfleet_testlib.service import wait_for
+from flaskfleet_testlib.stack import SUPERVISOR
 from test_logs import query
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or not group_hosts("redis") or

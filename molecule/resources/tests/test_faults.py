@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The web host's faults, each injected once under a steady load from outside
-(conftest.Load: HTTPS through the published port, as a client comes): what
+(flaskfleet_testlib.https.Load: HTTPS through the published port, as a client comes): what
 failed, how long until the service answered again, and that it did.
 
 The fault suite's other faults live with the tests of what they break, marked
@@ -16,15 +16,21 @@ how the master is restarted and what holds the memory cap).
 """
 from __future__ import annotations
 
+import json
 import shlex
 import time
 
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_plan
 import pytest
 import testinfra
-from conftest import (CAPPED_UNIT, SERVICE, SUPERVISOR, Load, curl_in, engine_cli, gather_facts, group_hosts,
-                      gunicorn_workers, healthz_ok, main_pid, published_port, record_fault, unit_memory_limit,
-                      unit_oom_kills, wait_for)
+from flaskfleet_testlib.ansible_cli import converge, converge_stopped_after, gather_facts
+from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
+from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.faults import record_fault
+from flaskfleet_testlib.https import Load
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid, wait_for
+from flaskfleet_testlib.stack import CAPPED_UNIT, SERVICE, SUPERVISOR
 
 WEB = group_hosts("flask_web")[0]
 pytestmark = pytest.mark.fault
@@ -52,6 +58,10 @@ def test_sigkill_of_the_gunicorn_master(web, port):
     record_fault("SIGKILL of the Gunicorn master", restarted_s=back, **measured)
     assert back is not None, f"no new master serving within 60 s after SIGKILL of {master}"
     assert measured["recovery_s"] != float("inf"), measured
+    if SUPERVISOR == "systemd":
+        # systemd holds the socket: only the request in flight on a killed worker may fail
+        # (the load sends one at a time); the others waited in the backlog for the new master
+        assert measured["failed_requests"] <= 1, (measured, load.failures)
 
 
 def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
@@ -120,3 +130,54 @@ def test_a_restart_of_the_gunicorn_service_recovers(web, port):
     assert out.rc == 0, out.stdout + out.stderr
     assert back is not None, "not serving with a new master within 60 s of the restart"
     assert measured["recovery_s"] != float("inf"), measured
+    if SUPERVISOR == "systemd":
+        # the listener is systemd's (gunicorn-app.socket): the restart waits in its backlog, nothing fails
+        assert web.check_output(f"systemctl is-active {SERVICE}.socket") == "active"
+        assert measured["failed_requests"] == 0, (measured, load.failures)
+
+
+def _headers(web):
+    return curl_in(web, "/healthz", "-o /dev/null", "-D -").stdout.lower()
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_run_stopped_after_writing_the_site_leaves_its_reload_to_the_next_run(web):
+    extra = {"nginx_extra_config": "add_header X-Stopped-Run yes always;"}
+    output = converge_stopped_after(WEB, "Write the nginx configuration, then test it whole", extra, "--tags", "nginx")
+    # stopped right after the files were written: on disk, not served (nothing reloaded nginx)
+    assert "x-stopped-run" in web.check_output("cat /etc/nginx/snippets/app-extra.conf").lower(), output[-3000:]
+    assert "x-stopped-run" not in _headers(web)
+    # the next run has nothing to write, yet it reloads nginx: the files are newer than its workers
+    again = converge(WEB, extra, "--tags", "nginx")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "x-stopped-run: yes" in _headers(web)
+    back = converge(WEB, None, "--tags", "nginx")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert "x-stopped-run" not in _headers(web)
+    registry = json.loads(web.check_output("cat /var/lib/flaskfleet/supervise.json"))
+    assert registry["pending"] == {} and registry["services"]["nginx"]["adopted"], registry
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_first_install_whose_app_cannot_start_fails_naming_the_service(web):
+    # Gunicorn as never installed on this host (units and registry entry gone), and a
+    # release whose app cannot be imported (its package unreadable)
+    package = web.check_output("ls -d $(readlink -f /srv/app/current)/venv/lib/python3*/site-packages/flaskfleet_demo")
+    forget = ("import json; p = '/var/lib/flaskfleet/supervise.json'; r = json.load(open(p));"
+              f" r['services'].pop('{SERVICE}'); json.dump(r, open(p, 'w'))")
+    web.check_output(f"systemctl disable --now {SERVICE}.socket {SERVICE}.service && rm /etc/systemd/system/{SERVICE}.s*"
+                     f" && systemctl daemon-reload && python3 -c {shlex.quote(forget)} && chmod 000 {package}")
+    try:
+        failed = converge(WEB, {"gunicorn_health_timeout": 10}, "--tags", "gunicorn")
+    finally:
+        web.check_output(f"chmod 755 {package}")
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-3000:]
+    # the run names the service and shows why, from its log
+    assert f"{SERVICE} (systemd) did not answer 200 on /healthz" in output, output[-3000:]
+    assert "Exception in worker process" in output or "Worker failed to boot" in output, output[-3000:]
+    # with the app readable again, the next run installs it as usual and it serves
+    again = converge(WEB, None, "--tags", "gunicorn")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert wait_for(lambda: healthz_ok(web), timeout=30) is not None
+    assert SERVICE in json.loads(web.check_output("cat /var/lib/flaskfleet/supervise.json"))["services"]

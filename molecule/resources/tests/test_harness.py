@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import testinfra
-from conftest import engine_cli
+from flaskfleet_testlib.engine import engine_cli
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,12 @@ import uuid
 
 import pytest
 import testinfra
-from conftest import FAULTS_FULL, SUPERVISOR, converge, curl_in, engine_cli, group_hosts, record_fault
+from flaskfleet_testlib.ansible_cli import converge
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.faults import FAULTS_FULL, record_fault
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.service import curl_in
+from flaskfleet_testlib.stack import SUPERVISOR
 
 LOKIS = group_hosts("loki")
 pytestmark = pytest.mark.skipif(not LOKIS, reason="no loki host in this scenario")

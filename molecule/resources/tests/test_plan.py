@@ -13,7 +13,11 @@ import re
 
 import pytest
 import testinfra
-from conftest import SERVICE, SUPERVISOR, ansible_run, engine_cli, group_hosts, unit_memory_limit
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.cgroups import unit_memory_limit
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default")
 

@@ -14,8 +14,12 @@ import time
 
 import pytest
 import testinfra
-from conftest import (SUPERVISOR, Load, ansible_run, app_source, engine_cli, group_hosts, https_get, published_port,
-                      release_vars)
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.https import Load, https_get
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.releases import app_source, release_vars
+from flaskfleet_testlib.stack import SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or len(group_hosts("flask_web")) < 2,
                                 reason="scenario default: two web hosts")

@@ -8,7 +8,9 @@ import json
 import time
 
 import pytest
-from conftest import SERVICE, SUPERVISOR, ansible_run, healthz_ok, main_pid, masters, wait_for
+from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.service import healthz_ok, main_pid, masters, wait_for
+from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "supervisord", reason="the switch starts from supervisord (scenario supervisord)")
 

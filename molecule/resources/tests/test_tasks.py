@@ -20,8 +20,14 @@ import time
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
 import testinfra
-from conftest import (FAULTS_FULL, ROOT, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, app_source, converge, curl_in,
-                      engine_cli, gather_facts, group_hosts, record_fault, release_vars, unit_memory_limit, unit_oom_kills)
+from flaskfleet_testlib.ansible_cli import converge, gather_facts
+from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
+from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.faults import FAULTS_FULL, record_fault
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.releases import app_source, release_vars
+from flaskfleet_testlib.service import curl_in
+from flaskfleet_testlib.stack import ROOT, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB
 
 WORKERS = group_hosts("flask_workers")
 WEBS = group_hosts("flask_web")

@@ -11,8 +11,9 @@ import time
 
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
-from conftest import (CAPPED_UNIT, SERVICE, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB, curl_in, gunicorn_workers,
-                      healthz_ok, main_pid, unit_memory_limit, unit_oom_kills, wait_for)
+from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid, wait_for
+from flaskfleet_testlib.stack import CAPPED_UNIT, SERVICE, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB
 
 SPOOFED = "203.0.113.66"
 
