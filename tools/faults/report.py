@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The fault table of `make faults`: the rows each scenario's fault tests wrote
-(.cache/faults/<scenario>-<size>.json, see molecule/resources/tests/conftest.py),
+(.cache/faults/<scenario>-<size>.json, written by molecule/resources/tests/flaskfleet_testlib/faults.py),
 printed as one markdown table and saved together as JSON.
 
 usage: report.py OUT.json IN.json...
