@@ -338,6 +338,9 @@ class Sync:
                 continue
             if before is not None:
                 _write_atomically(path, before, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+                # its times too: a file put back is the file that was there (a reader that
+                # compares times, such as nginx's staleness look, sees no change)
+                os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
                 continue
             if current is not None:
                 os.unlink(path)

@@ -14,11 +14,13 @@ from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "supervisord", reason="the switch starts from supervisord (scenario supervisord)")
 
-# One request every ~50 ms, each line "<epoch seconds> <HTTP status>".
+# One request every ~50 ms, each line "<sent> <answered> <HTTP status>" (epoch seconds).
 LOAD = """for i in $(seq 1 6000); do
   [ -e /tmp/stop-load ] && break
-  echo "$(date +%s.%N) $(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 \\
-    --resolve app.example.test:443:127.0.0.1 https://app.example.test/healthz)"
+  start=$(date +%s.%N)
+  code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 \\
+    --resolve app.example.test:443:127.0.0.1 https://app.example.test/healthz)
+  echo "$start $(date +%s.%N) $code"
   sleep 0.05
 done > /tmp/load-codes.txt 2>&1
 """
@@ -33,19 +35,21 @@ def _error_windows(lines, join_seconds=1.0):
     """[start, end, count] of failed requests, failures less than join_seconds apart in one window.
 
     While one master stops and the next binds, a request may still slip
-    through to either: such a window is one restart, not two.
+    through to either: such a window is one restart, not two. Each request
+    spans its start to its answer (one that waited in a closing listener's
+    backlog fails seconds after it was sent).
     """
     windows = []
     for line in lines:
-        stamp, _sep, code = line.partition(" ")
+        start, end, code = (line.split(" ", 2) + ["", ""])[:3]
         if code == "200":
             continue
-        when = float(stamp)
-        if windows and when - windows[-1][1] < join_seconds:
-            windows[-1][1] = when
+        began, answered = float(start), float(end)
+        if windows and began - windows[-1][1] < join_seconds:
+            windows[-1][1] = max(windows[-1][1], answered)
             windows[-1][2] += 1
         else:
-            windows.append([when, when, 1])
+            windows.append([began, answered, 1])
     return windows
 
 

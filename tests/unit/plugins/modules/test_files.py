@@ -86,6 +86,7 @@ def test_a_failing_check_of_the_whole_set_puts_everything_back(tmp_path):
     kept, new, link = tmp_path / 'kept.conf', tmp_path / 'new.conf', tmp_path / 'enabled.conf'
     kept.write_text('before\n')
     os.chmod(kept, 0o600)
+    os.utime(kept, ns=(1_000_000_000_000_000_000, 1_000_000_000_123_456_789))
     existing = tmp_path / 'existing'
     existing.mkdir(mode=0o700)
     entries = [entry(dest=str(kept), content='after\n', mode='0644'),
@@ -96,6 +97,7 @@ def test_a_failing_check_of_the_whole_set_puts_everything_back(tmp_path):
     _sync, error = run(entries, check=f'grep -q before {kept}')
     assert error is not None
     assert read(kept) == 'before\n' and mode(kept) == 0o600
+    assert os.stat(kept).st_mtime_ns == 1_000_000_000_123_456_789  # its time too: as if never touched
     assert mode(existing) == 0o700  # a directory's mode is put back too
     assert sorted(os.listdir(tmp_path)) == ['existing', 'kept.conf']
     # and a passing check keeps the new set
