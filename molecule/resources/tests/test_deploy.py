@@ -22,8 +22,8 @@ from flaskfleet_testlib.engine import published_port
 from flaskfleet_testlib.faults import record_fault
 from flaskfleet_testlib.https import Load
 from flaskfleet_testlib.releases import EXCLUDED, app_source, release_vars
-from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid
-from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, main_pid
+from flaskfleet_testlib.stack import SUPERVISOR
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.
@@ -108,24 +108,3 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
     assert _status(host, "/static/extra.txt") == "404"
     registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
     assert registry["pending"] == {}, registry
-
-
-@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
-def test_a_worker_class_change_applies_under_load_with_its_release(debian12, host):
-    # io (gevent: a release with gevent) -> cpu (sync: a release without it; Gunicorn used to
-    # restart on it with its gevent config, and every request failed) -> the scenario's own
-    # (mixed, gthread). The new release and the settings it needs go live together, once.
-    for workload, worker_class in (("io", "gevent"), ("cpu", "sync"), (None, "gthread")):
-        extra = {"gunicorn_workload": workload} if workload else None
-        with Load([published_port(debian12)]) as load:
-            load.wait_requests(20)
-            began = time.monotonic()
-            proc = converge(debian12, extra, *APP_ONLY)
-            load.wait_requests(20)
-        assert proc.returncode == 0, proc.stdout[-3000:]
-        measured = load.summary(began)
-        assert measured["requests"] > 50 and not load.failures, (workload, measured, load.failures[:20])
-        config = host.check_output(f"grep -E '^worker_class' /etc/flaskfleet/{SERVICE}.conf.py")
-        assert config == f'worker_class = "{worker_class}"', config
-        assert healthz_ok(host)
-        print(f"gunicorn_workload -> {workload or 'mixed'}: {worker_class} workers, {measured}")
