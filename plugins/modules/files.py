@@ -79,6 +79,15 @@ options:
           - Command that checks a changed file before it replaces the destination; C(%s) is the temporary file's path.
           - Runs without a shell.
         type: str
+      stage:
+        description:
+          - With V(file), a changed file goes (checked) to C(<dest>.staged) instead, where nothing reads it, and
+            O(files[].dest) is left as it is until M(flaskfleet.stack.staged) commits it; O(files[].dest) is still
+            reported in RV(changed_paths), and in RV(staged_paths). When O(files[].dest) already has the wanted
+            content, owner and mode, a C(.staged) copy left by an earlier run is removed, as it is whenever a file
+            is written in place (O(files[].stage=false)).
+        type: bool
+        default: false
   check:
     description:
       - A command (without a shell) that checks the whole set once something changed, for example V(nginx -t).
@@ -128,6 +137,11 @@ changed_paths:
   returned: always
   type: list
   elements: str
+staged_paths:
+  description: The destinations whose new content waits in C(<dest>.staged) (O(files[].stage)).
+  returned: always
+  type: list
+  elements: str
 refused_paths:
   description: The destinations that were changed and then put back because an entry or O(check) failed.
   returned: on failure
@@ -158,7 +172,10 @@ ENTRY = dict(
     diff=dict(type='bool', default=True),
     links_only=dict(type='bool', default=False),
     when=dict(type='bool', default=True),
+    stage=dict(type='bool', default=False),
 )
+
+STAGED = '.staged'  # the suffix flaskfleet.stack.staged commits
 
 
 class Refused(Exception):
@@ -213,6 +230,7 @@ class Sync:
         self.check_mode = module.check_mode
         self.undo = []  # (path, previous bytes or None, previous stat or None, previous link target or None)
         self.changed_paths = []
+        self.staged_paths = []
         self.diffs = []
 
     def _remember(self, path, info, before=None):
@@ -247,7 +265,12 @@ class Sync:
         return True, None
 
     def file(self, entry, uid, gid, mode):
+        if entry['stage']:
+            return self.staged_file(entry, uid, gid, mode)
         path, wanted = entry['dest'], entry['content'].encode('utf-8')
+        if _lstat(path + STAGED) is not None:
+            # written in place now: a copy an earlier run staged must never be committed over it
+            self.absent(dict(entry, dest=path + STAGED, links_only=False))
         info = _lstat(path)
         before = None
         if info is not None:
@@ -276,6 +299,30 @@ class Sync:
             self._remember(path, info, before)
 
         _write_atomically(path, wanted, uid, gid, mode, check)
+        return True, diff
+
+    def staged_file(self, entry, uid, gid, mode):
+        """The file's new content, checked, in <dest>.staged; dest itself is not touched."""
+        path = entry['dest']
+        live = _lstat(path)
+        if live is not None and not stat.S_ISREG(live.st_mode):
+            raise Refused('exists and is not a regular file')
+        staged = dict(entry, dest=path + STAGED, stage=False)
+        if live is not None and not _attrs_differ(live, uid, gid, mode):
+            with open(path, 'rb') as handle:
+                if handle.read() == entry['content'].encode('utf-8'):
+                    # live as wanted: a copy an earlier run staged is obsolete
+                    if _lstat(staged['dest']) is not None:
+                        self.absent(staged)
+                    return False, None
+        _changed, diff = self.file(staged, uid, gid, mode)
+        if diff:
+            before = b''
+            if live is not None:
+                with open(path, 'rb') as handle:
+                    before = handle.read()
+            diff.update(before_header=path, after_header=path, before=before.decode('utf-8', 'replace'))
+        self.staged_paths.append(path)
         return True, diff
 
     def link(self, entry):
@@ -385,7 +432,8 @@ def main():
     sync, error = sync_all(module, module.params['files'], module.params['check'])
     if error:
         module.fail_json(msg=error, changed=False, changed_paths=[], refused_paths=sync.changed_paths)
-    result = {'changed': bool(sync.changed_paths), 'changed_paths': sync.changed_paths}
+    result = {'changed': bool(sync.changed_paths or sync.undo), 'changed_paths': sync.changed_paths,
+              'staged_paths': sync.staged_paths}
     if module._diff and sync.diffs:
         result['diff'] = sync.diffs
     module.exit_json(**result)

@@ -534,6 +534,27 @@ def test_a_deploy_restarts_the_worker_warm_while_its_task_finishes(web, worker, 
           " the task ended SUCCESS, run once")
 
 
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default (the worker host has a release of its own)")
+def test_a_worker_that_cannot_load_its_app_fails_the_run_and_goes_back(web, worker):
+    """The worker's health is its own answer to a ping through the broker: a unit whose app cannot
+    be imported starts (systemd sees a process) but never answers, and the run takes the unit back."""
+    unit = f"/etc/systemd/system/{SERVICE}.service"
+    before = worker.check_output(f"sha256sum {unit}")
+    proc = converge(WORKER, {"celery_app": "flaskfleet_demo.missing:celery", "celery_health_timeout": 10},
+                    "--tags", "flask_app,celery")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert f"{SERVICE} (systemd) did not pass its health command" in output, output[-3000:]
+    assert "No module named 'flaskfleet_demo.missing'" in output, output[-3000:]
+    assert "switched back to release" in output, output[-3000:]
+    # the unit as it was, nothing left staged, and the worker consumes again
+    assert worker.check_output(f"sha256sum {unit}") == before
+    assert worker.run(f"ls {unit}.staged").rc != 0
+    wait_running(worker)
+    [task_id] = enqueue(web, "wait", ms=100)
+    assert wait_tasks(web, [task_id])[task_id]["state"] == "SUCCESS"
+
+
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="scenario default (Redis on a host of its own)")
 def test_redis_memory_follows_the_host_and_changes_live(redis):
     mb = 1024 * 1024

@@ -160,3 +160,53 @@ def test_check_mode_reports_and_writes_nothing(tmp_path):
 def test_bad_entries_are_refused_with_a_reason(bad, message):
     _sync, error = run([bad])
     assert error is not None and message in error
+
+
+@pytest.mark.parametrize("live, earlier_stage, staged, left_stage", [
+    # nothing live yet, or live and different: the new content waits beside it
+    (None, None, True, "new\n"),
+    ("old\n", None, True, "new\n"),
+    # an earlier run's stage of the same content: still owed, written again as it is
+    ("old\n", "new\n", True, "new\n"),
+    # live already as wanted: no stage, and an obsolete earlier one is removed
+    ("new\n", None, False, None),
+    ("new\n", "other\n", False, None),
+])
+def test_a_staged_file_waits_beside_the_live_one(tmp_path, live, earlier_stage, staged, left_stage):
+    dest = tmp_path / "app.env"
+    if live is not None:
+        dest.write_text(live)
+        dest.chmod(0o640)
+    if earlier_stage is not None:
+        (tmp_path / "app.env.staged").write_text(earlier_stage)
+    sync, error = sync_all(FakeModule(), [entry(dest=str(dest), content="new\n", mode="0640", stage=True)])
+    assert error is None
+    assert (sync.staged_paths == [str(dest)]) is staged
+    assert (sync.changed_paths == [str(dest)]) is staged
+    assert (dest.read_text() if dest.exists() else None) == live
+    stage = tmp_path / "app.env.staged"
+    assert (stage.read_text() if stage.exists() else None) == left_stage
+    if left_stage is not None:
+        assert stat.S_IMODE(stage.stat().st_mode) == 0o640
+
+
+def test_a_staged_file_that_fails_its_check_is_not_staged(tmp_path):
+    dest = tmp_path / "gunicorn.conf.py"
+    dest.write_text("ok = 1\n")
+    dest.chmod(0o640)
+    bad = entry(dest=str(dest), content="not python(\n", mode="0640", stage=True, validate="python3 -m py_compile %s")
+    sync, error = sync_all(FakeModule(), [bad])
+    assert error and "its check" in error
+    assert dest.read_text() == "ok = 1\n"
+    assert not (tmp_path / "gunicorn.conf.py.staged").exists()
+    assert not sync.staged_paths
+
+
+def test_a_file_written_in_place_removes_an_earlier_stage(tmp_path):
+    dest = tmp_path / "app.env"
+    dest.write_text("old\n")
+    (tmp_path / "app.env.staged").write_text("staged by an earlier run\n")
+    sync, error = sync_all(FakeModule(), [entry(dest=str(dest), content="new\n", mode="0640")])
+    assert error is None and sync.changed_paths == [str(dest)]
+    assert dest.read_text() == "new\n"
+    assert not (tmp_path / "app.env.staged").exists()
