@@ -49,6 +49,8 @@ CASES = {
     "visibility timeout below the task time limit": ({"celery_visibility_timeout": 30}, "celery_visibility_timeout"),
     "no Redis password": ({"redis_app_password": ""}, "redis_app_password"),
     "Celery app not a module path": ({"celery_app": "flaskfleet_demo.tasks:celery()"}, "celery_app"),
+    "a batch of no host": ({"flaskfleet_serial": 0}, "flaskfleet_serial"),
+    "a batch hook by a relative path": ({"flaskfleet_batch_pre_tasks": "hooks/drain.yml"}, "flaskfleet_batch_pre_tasks"),
     "cache without an eviction policy": ({"redis_cache_enabled": True, "redis_cache_policy": "lru"}, "redis_cache_policy"),
     "no host runs beat": ({"celery_beat_host": "elsewhere"}, "celery_beat_host"),
     "Redis larger than the host": ({"redis_broker_maxmemory_mb": 10_000_000}, "redis_broker_maxmemory_mb"),

@@ -109,35 +109,3 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
     registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
     assert registry["pending"] == {}, registry
 
-
-# Gunicorn's three files a settings change reaches: its environment, its configuration, its unit.
-SERVICE_FILES = ("/etc/flaskfleet/app.env", "/etc/flaskfleet/gunicorn-app.conf.py",
-                 "/etc/systemd/system/gunicorn-app.service")
-
-
-def _sums(host):
-    return host.check_output("sha256sum " + " ".join(SERVICE_FILES))
-
-
-@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
-def test_a_settings_change_that_breaks_the_app_goes_back_whole(debian12, host):
-    files, version, limit = _sums(host), _version(host), host.check_output("systemctl show -P LimitNOFILE gunicorn-app")
-    # one run changes the environment file (a value Python cannot start with), the
-    # configuration and the unit: staged, put live together, restarted once, unhealthy
-    broken = {"flask_app_env": {"PYTHONHOME": "/nonexistent"}, "gunicorn_settings": {"timeout": 77},
-              "gunicorn_nofile": 5000, "flask_app_health_timeout": 10}
-    failed = converge(debian12, broken, *APP_ONLY)
-    output = failed.stdout + failed.stderr
-    assert failed.returncode != 0, output[-3000:]
-    # named, with the reason from its log (Python cannot start with that PYTHONHOME)
-    assert "gunicorn-app (systemd) did not start" in output and "Fatal Python error" in output, output[-3000:]
-    assert "switched back to release" in output and "the settings it ran with" in output, output[-3000:]
-    # all of it went back: the files as they were, the unit's limit as it was, serving
-    assert _sums(host) == files
-    assert host.check_output("systemctl show -P LimitNOFILE gunicorn-app") == limit
-    assert _version(host) == version
-    assert host.check_output("systemctl is-active gunicorn-app") == "active"
-    leftovers = host.run("ls /etc/flaskfleet/*.staged /etc/systemd/system/*.staged").stdout
-    assert leftovers == "", leftovers
-    registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
-    assert registry["pending"] == {}, registry

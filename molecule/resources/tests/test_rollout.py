@@ -77,3 +77,77 @@ def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports
     assert {web: _version(port) for web, port in ports.items()} == before == {web: "2.0.0+rollout" for web in WEBS}
     assert {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS} == links
     print(f"broken release: stopped on {first}, switched back; {rest} untouched")
+
+
+# Gunicorn's three files a settings change reaches: its environment, its configuration, its unit.
+SERVICE_FILES = ("/etc/flaskfleet/app.env", "/etc/flaskfleet/gunicorn-app.conf.py",
+                 "/etc/systemd/system/gunicorn-app.service")
+HOOK_MARKS = "/run/flaskfleet-test-hook-*"
+
+
+def _state(web):
+    host = _host(web)
+    return {"files": host.check_output("sha256sum " + " ".join(SERVICE_FILES)),
+            "limit": host.check_output("systemctl show -P LimitNOFILE gunicorn-app"),
+            "master": host.check_output("systemctl show -P MainPID gunicorn-app"),
+            "current": host.check_output("readlink /srv/app/current")}
+
+
+def _hooks(tmp_path):
+    """Batch hook task files that leave a mark on the host they ran for."""
+    hooks = {}
+    for when in ("pre", "post"):
+        path = tmp_path / f"{when}.yml"
+        path.write_text(f"- name: Mark the {when} hook\n  ansible.builtin.file:\n"
+                        f"    path: /run/flaskfleet-test-hook-{when}\n    state: touch\n    mode: '0644'\n")
+        hooks[f"flaskfleet_batch_{when}_tasks"] = str(path)
+    return hooks
+
+
+def _marks(web):
+    return _host(web).run(f"ls {HOOK_MARKS}").stdout.split()
+
+
+def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_whole(ports, tmp_path):
+    """site.yml: one run changes the environment file (a value Python cannot start with), Gunicorn's
+    configuration and its unit on both web hosts. They are staged on both; the first batch's host puts
+    them live, fails, takes all of it back and serves; the second host never applies."""
+    first, second = WEBS
+    for web in WEBS:
+        _host(web).run(f"rm -f {HOOK_MARKS}")
+    before = {web: _state(web) for web in WEBS}
+    versions = {web: _version(port) for web, port in ports.items()}
+    broken = {"flask_app_env": {"PYTHONHOME": "/nonexistent"}, "gunicorn_settings": {"timeout": 77},
+              "gunicorn_nofile": 5000, "flask_app_health_timeout": 10, **_hooks(tmp_path)}
+    site = ["ansible-playbook", "molecule/resources/converge.yml", "--limit", ",".join(WEBS),
+            "--tags", "flask_app,gunicorn"]
+    with Load(list(ports.values())) as load:
+        proc = ansible_run([*site, "-e", json.dumps(broken)], check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    # named, with the reason from its log
+    assert "gunicorn-app (systemd) did not start" in output and "Fatal Python error" in output, output[-3000:]
+    assert "switched back to release" in output and "the settings it ran with" in output, output[-3000:]
+    # the first host: back on its files, unit and release, serving; the hooks' pre ran, post did not
+    after = _state(first)
+    assert {key: after[key] for key in ("files", "limit", "current")} == \
+        {key: before[first][key] for key in ("files", "limit", "current")}
+    assert _marks(first) == ["/run/flaskfleet-test-hook-pre"]
+    # the second host: untouched (its master, files and release), no hook ran; its change waits staged
+    assert _state(second) == before[second]
+    assert _marks(second) == []
+    assert _host(second).run("test -e /etc/flaskfleet/app.env.staged").rc == 0
+    assert {web: _version(port) for web, port in ports.items()} == versions
+    # the second host served throughout; what the first host's failed start cost is printed
+    served = {web: load.counts[port] for web, port in ports.items()}
+    assert served[second][0] > 20 and served[second][1] == 0, served
+    print(f"a change that breaks the app, through site.yml: (served, failed) per host {served}")
+    # the next good run drops the second host's stage and applies what it still owes (a restart):
+    # the hooks run there, not on the first host, which owes nothing
+    for web in WEBS:
+        _host(web).run(f"rm -f {HOOK_MARKS}")
+    good = ansible_run([*site, "-e", json.dumps(_hooks(tmp_path))], check=False)
+    assert good.returncode == 0, (good.stdout + good.stderr)[-3000:]
+    assert _host(second).run("test -e /etc/flaskfleet/app.env.staged").rc != 0
+    assert _marks(first) == [] and sorted(_marks(second)) == ["/run/flaskfleet-test-hook-post",
+                                                               "/run/flaskfleet-test-hook-pre"]
