@@ -20,10 +20,10 @@ import pytest
 from flaskfleet_testlib.ansible_cli import converge
 from flaskfleet_testlib.engine import published_port
 from flaskfleet_testlib.faults import record_fault
-from flaskfleet_testlib.https import Load
+from flaskfleet_testlib.https import Load, MixedLoad
 from flaskfleet_testlib.releases import EXCLUDED, app_source, release_vars
 from flaskfleet_testlib.service import curl_in, gunicorn_workers, main_pid
-from flaskfleet_testlib.stack import SUPERVISOR
+from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
 # first one also moves nginx's names. Molecule's idempotence step runs the whole play.
@@ -109,3 +109,37 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
     registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
     assert registry["pending"] == {}, registry
 
+
+def _running_class(host):
+    """The worker class the running workers show: gevent's extension mapped, or threads, or neither."""
+    worker = gunicorn_workers(host)[0]
+    if host.run(f"grep -q gevent /proc/{worker}/maps").rc == 0:
+        return "gevent"
+    threads = int(host.check_output(f"awk '/^Threads:/ {{print $2}}' /proc/{worker}/status"))
+    return "gthread" if threads > 1 else "sync"
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_worker_class_change_applies_under_load_with_its_release(debian12, host):
+    """io (gevent: a release with gevent) -> cpu (sync: a release without it; Gunicorn used to restart on
+    it with its gevent config, and every request failed) -> the scenario's own (mixed: gthread). Each
+    under twice as many parallel clients as workers, slow GETs and POSTs among them."""
+    clients = 2 * len(gunicorn_workers(host))
+    steps = (("io", "gevent"), ("cpu", "sync"), (None, "gthread"))
+    try:
+        for workload, worker_class in steps:
+            extra = {"gunicorn_workload": workload} if workload else None
+            with MixedLoad([published_port(debian12)], clients) as load:
+                load.wait_requests(clients)
+                proc = converge(debian12, extra, *APP_ONLY)
+                load.wait_requests(clients)
+            assert proc.returncode == 0, proc.stdout[-3000:]
+            measured = load.summary()
+            print(f"gunicorn_workload -> {workload or 'mixed'}: {clients} clients, {measured}")
+            assert measured["posts"] > 0 and measured["failed_requests"] == 0, (workload, measured)
+            config = host.check_output(f"grep -E '^worker_class' /etc/flaskfleet/{SERVICE}.conf.py")
+            assert config == f'worker_class = "{worker_class}"', config
+            assert _running_class(host) == worker_class
+    finally:
+        if _running_class(host) != "gthread":  # the scenario's own settings back for the tests after this one
+            converge(debian12, None, *APP_ONLY)

@@ -16,8 +16,8 @@ import pytest
 import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run
 from flaskfleet_testlib.engine import engine_cli, published_port
-from flaskfleet_testlib.https import Load, https_get
-from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.https import Load, MixedLoad, https_get
+from flaskfleet_testlib.inventory import group_hosts, group_vars
 from flaskfleet_testlib.releases import app_source, release_vars
 from flaskfleet_testlib.stack import SUPERVISOR
 
@@ -83,6 +83,8 @@ def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports
 SERVICE_FILES = ("/etc/flaskfleet/app.env", "/etc/flaskfleet/gunicorn-app.conf.py",
                  "/etc/systemd/system/gunicorn-app.service")
 HOOK_MARKS = "/run/flaskfleet-test-hook-*"
+# site.yml (the scenario's converge) on the web hosts, the app and Gunicorn only
+SITE_APP = ["ansible-playbook", "molecule/resources/converge.yml", "--limit", ",".join(WEBS), "--tags", "flask_app,gunicorn"]
 
 
 def _state(web):
@@ -119,10 +121,8 @@ def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_wh
     versions = {web: _version(port) for web, port in ports.items()}
     broken = {"flask_app_env": {"PYTHONHOME": "/nonexistent"}, "gunicorn_settings": {"timeout": 77},
               "gunicorn_nofile": 5000, "flask_app_health_timeout": 10, **_hooks(tmp_path)}
-    site = ["ansible-playbook", "molecule/resources/converge.yml", "--limit", ",".join(WEBS),
-            "--tags", "flask_app,gunicorn"]
     with Load(list(ports.values())) as load:
-        proc = ansible_run([*site, "-e", json.dumps(broken)], check=False)
+        proc = ansible_run([*SITE_APP, "-e", json.dumps(broken)], check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
     # named, with the reason from its log
@@ -142,12 +142,38 @@ def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_wh
     served = {web: load.counts[port] for web, port in ports.items()}
     assert served[second][0] > 20 and served[second][1] == 0, served
     print(f"a change that breaks the app, through site.yml: (served, failed) per host {served}")
-    # the next good run drops the second host's stage and applies what it still owes (a restart):
-    # the hooks run there, not on the first host, which owes nothing
+
+
+def test_a_rotated_value_goes_live_one_host_at_a_time_with_no_failed_request(ports, tmp_path):
+    """site.yml rotates a value of the environment file (as a secret's rotation) on both web hosts, under
+    twice as many parallel clients as a host has workers: one host at a time, no request failed; the
+    second host's stage left by the test before replaced; the hooks run around each host's apply."""
+    first, second = WEBS
     for web in WEBS:
         _host(web).run(f"rm -f {HOOK_MARKS}")
-    good = ansible_run([*site, "-e", json.dumps(_hooks(tmp_path))], check=False)
+    token = f"rotated-{time.time_ns()}"
+    rotated = {"flask_app_env": {**group_vars("flask_web").get("flask_app_env", {}), "FLASKFLEET_DEMO_ECHO_TOKEN": token},
+               **_hooks(tmp_path)}
+    clients = 2 * len(_host(first).check_output("pgrep -P $(systemctl show -P MainPID gunicorn-app)").split())
+    with MixedLoad(list(ports.values()), clients) as load:
+        load.wait_requests(clients)
+        good = ansible_run([*SITE_APP, "-e", json.dumps(rotated)], check=False)
+        load.wait_requests(clients)
     assert good.returncode == 0, (good.stdout + good.stderr)[-3000:]
-    assert _host(second).run("test -e /etc/flaskfleet/app.env.staged").rc != 0
-    assert _marks(first) == [] and sorted(_marks(second)) == ["/run/flaskfleet-test-hook-post",
-                                                               "/run/flaskfleet-test-hook-pre"]
+    measured = load.summary()
+    print(f"a value of the environment rotated on {len(WEBS)} web hosts, {clients} clients: {measured}")
+    assert measured["posts"] > 0 and measured["failed_requests"] == 0, measured
+    for web, port in ports.items():
+        status, body = https_get(port, "/env/FLASKFLEET_DEMO_ECHO_TOKEN")
+        assert status == 200 and json.loads(body)["value"] == token, (web, status, body[:300])
+        assert sorted(_marks(web)) == ["/run/flaskfleet-test-hook-post", "/run/flaskfleet-test-hook-pre"], web
+    assert _host(second).run("ls /etc/flaskfleet/app.env.staged").rc != 0
+    # one host at a time: the second host's apply began after the first's had ended (its post hook)
+    marked = {web: float(_host(web).check_output(
+        f"python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_mtime)' /run/flaskfleet-test-hook-{when}"))
+        for web, when in ((first, "post"), (second, "pre"))}
+    assert marked[second] >= marked[first], marked
+    assert good.stdout.count("PLAY [App hosts - the staged changes live") == len(WEBS), good.stdout[-3000:]
+    # the scenario's own environment back for the tests after this one
+    back = ansible_run(SITE_APP, check=False)
+    assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]

@@ -143,3 +143,69 @@ class Load:
             back = [stamp for stamp, ok in after if ok and stamp > failed[-1]]
             recovery = round((back[0] if back else float("inf")) - since, 2)
         return {"requests": len(after), "failed_requests": len(failed), "recovery_s": recovery}
+
+
+def https_request(port, method, path, timeout=30):
+    """One request on a new connection (no retry: what nginx could not pass on fails); returns the status."""
+    conn = SNIConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, headers={"Host": SITE_NAME, "Content-Length": "0"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+class MixedLoad:
+    """`clients` parallel clients against web hosts' published HTTPS ports until stopped, each request
+    on a new connection: slow GETs, POSTs that enqueue a Celery task (nginx never retries a POST on
+    another connection) and health checks, in turn. Every answer is kept with its latency."""
+
+    MIX = (("GET", "/io?ms=300", 200), ("POST", "/tasks/wait?ms=1&count=1", 202), ("GET", "/healthz", 200))
+
+    def __init__(self, ports, clients, limit=900, timeout=30, pause=0.5, mix=MIX):
+        self.ports, self.clients, self.limit, self.timeout, self.mix = list(ports), clients, limit, timeout, mix
+        self.pause = pause
+        self.stop = threading.Event()
+        self.answers = []  # (start, latency, ok, port, method, path, status)
+        self.threads = [threading.Thread(target=self._client, args=(index,), daemon=True) for index in range(clients)]
+
+    def _client(self, index):
+        deadline, turn = time.monotonic() + self.limit, index
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            method, path, expected = self.mix[turn % len(self.mix)]
+            port = self.ports[turn % len(self.ports)]
+            turn += 1
+            began = time.monotonic()
+            try:
+                status = https_request(port, method, path, self.timeout)
+            except (OSError, http.client.HTTPException) as error:
+                status = repr(error)
+            self.answers.append((began, time.monotonic() - began, status == expected, port, method, path, status))
+            self.stop.wait(self.pause)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def wait_requests(self, count, timeout=60):
+        """Wait until `count` more answers came in."""
+        target, deadline = len(self.answers) + count, time.monotonic() + timeout
+        while len(self.answers) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.answers) >= target, f"the load got {len(self.answers)} answers, not {target}"
+
+    def summary(self, since=0.0):
+        """Requests sent after `since`: how many, how many failed (with the first failures), the longest wait."""
+        after = [answer for answer in self.answers if answer[0] >= since]
+        failed = [answer for answer in after if not answer[2]]
+        return {"requests": len(after), "posts": sum(1 for answer in after if answer[4] == "POST"),
+                "failed_requests": len(failed), "max_latency_s": round(max((a[1] for a in after), default=0.0), 2),
+                "failures": [(a[4], a[5], a[6]) for a in failed[:10]]}

@@ -24,3 +24,12 @@ def scenario_name():
     if name:
         return name
     return pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parents[1].name.rsplit(".", 1)[-1]
+
+
+def group_vars(group):
+    """The variables Molecule gave an inventory group (its scenario's group_vars)."""
+    path = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars" / group
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
