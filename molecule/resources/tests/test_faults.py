@@ -27,7 +27,7 @@ from flaskfleet_testlib.ansible_cli import converge, converge_stopped_after, gat
 from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
 from flaskfleet_testlib.engine import engine_cli, published_port
 from flaskfleet_testlib.faults import record_fault
-from flaskfleet_testlib.https import Load
+from flaskfleet_testlib.https import Load, MixedLoad
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid, wait_for
 from flaskfleet_testlib.stack import CAPPED_UNIT, SERVICE, SUPERVISOR
@@ -46,22 +46,35 @@ def port():
     return published_port(WEB)
 
 
+def _mixed(measured):
+    """The concurrent load's numbers for the fault table."""
+    return {"mixed_requests": measured["requests"], "mixed_failed": measured["failed_requests"],
+            "mixed_max_latency_s": measured["max_latency_s"]}
+
+
 def test_sigkill_of_the_gunicorn_master(web, port):
-    with Load([port]) as load:
+    # one request at a time (recovery measured to the request), and twice as many parallel
+    # clients as workers with slow GETs and POSTs (what is in flight when the master dies)
+    clients = 2 * len(gunicorn_workers(web))
+    with Load([port]) as load, MixedLoad([port], clients) as mixed:
         load.wait_requests(20)
+        mixed.wait_requests(clients)
         master = main_pid(web)
         began = time.monotonic()
         web.run(f"kill -KILL {master}")
         back = wait_for(lambda: main_pid(web) not in ("0", master) and healthz_ok(web))
         load.wait_requests(40)
-    measured = load.summary(began)
-    record_fault("SIGKILL of the Gunicorn master", restarted_s=back, **measured)
+        mixed.wait_requests(2 * clients)
+    measured, concurrent = load.summary(began), mixed.summary(began)
+    record_fault("SIGKILL of the Gunicorn master", restarted_s=back, **measured, **_mixed(concurrent))
     assert back is not None, f"no new master serving within 60 s after SIGKILL of {master}"
     assert measured["recovery_s"] != float("inf"), measured
     if SUPERVISOR == "systemd":
-        # systemd holds the socket: only the request in flight on a killed worker may fail
-        # (the load sends one at a time); the others waited in the backlog for the new master
+        # systemd holds the socket: only the requests in flight on the killed workers may fail
+        # (one for the loop, at most one per client of the concurrent load); the others
+        # waited in the backlog for the new master
         assert measured["failed_requests"] <= 1, (measured, load.failures)
+        assert concurrent["failed_requests"] <= clients, concurrent
 
 
 def test_a_worker_over_the_memory_cap_is_killed_and_replaced(web, port):
@@ -117,16 +130,19 @@ def test_nginx_reload_with_a_changed_config_fails_no_request(web, port):
 
 def test_a_restart_of_the_gunicorn_service_recovers(web, port):
     restart = f"systemctl restart {SERVICE}" if SUPERVISOR == "systemd" else f"supervisorctl restart {SERVICE}"
-    with Load([port]) as load:
+    clients = 2 * len(gunicorn_workers(web))
+    with Load([port]) as load, MixedLoad([port], clients) as mixed:
         load.wait_requests(20)
+        mixed.wait_requests(clients)
         master = main_pid(web)
         began = time.monotonic()
         out = web.run(restart)
         back = wait_for(lambda: main_pid(web) not in ("0", master) and healthz_ok(web))
         load.wait_requests(40)
-    measured = load.summary(began)
+        mixed.wait_requests(2 * clients)
+    measured, concurrent = load.summary(began), mixed.summary(began)
     record_fault(f"Restart of {SERVICE} ({'systemctl' if SUPERVISOR == 'systemd' else 'supervisorctl'})",
-                 restarted_s=back, **measured)
+                 restarted_s=back, **measured, **_mixed(concurrent))
     assert out.rc == 0, out.stdout + out.stderr
     assert back is not None, "not serving with a new master within 60 s of the restart"
     assert measured["recovery_s"] != float("inf"), measured
@@ -134,6 +150,8 @@ def test_a_restart_of_the_gunicorn_service_recovers(web, port):
         # the listener is systemd's (gunicorn-app.socket): the restart waits in its backlog, nothing fails
         assert web.check_output(f"systemctl is-active {SERVICE}.socket") == "active"
         assert measured["failed_requests"] == 0, (measured, load.failures)
+        # a graceful stop: the requests in flight finish, the rest wait for the new master
+        assert concurrent["failed_requests"] == 0, concurrent
 
 
 def _headers(web):
