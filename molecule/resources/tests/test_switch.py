@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks
 from flaskfleet_testlib.service import healthz_ok, main_pid, masters, wait_for
 from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
@@ -101,4 +101,5 @@ def test_switch_backends_both_ways_under_load(instance, host):
 
 
 def test_converge_after_the_switch_is_idempotent(instance):
-    assert "changed=0" in _converge(instance, "supervisord")
+    out = _converge(instance, "supervisord")
+    assert "changed=0" in out, changed_tasks(out)

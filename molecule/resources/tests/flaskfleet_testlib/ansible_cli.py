@@ -19,6 +19,18 @@ def ansible_run(args, check=True):
     return subprocess.run(cmd, env=env, check=check, capture_output=True, text=True, cwd=ROOT)
 
 
+def changed_tasks(output):
+    """The tasks a playbook's output reports as changed, each as "TASK [name] host": what to show when a
+    rerun that should change nothing did."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("]", 1)[0] + "]"
+        elif line.startswith("changed: ["):
+            found.append(f"{task} {line.split('[', 1)[1].split(']', 1)[0]}")
+    return found
+
+
 def gather_facts(instance):
     """An instance's ansible_facts, gathered by Ansible's setup module."""
     out = ansible_run(["ansible", instance, "-m", "ansible.builtin.setup", "-o"]).stdout
