@@ -36,6 +36,7 @@ CASES = {
     "malformed CIDR": ({"nginx_trusted_proxies": ["10.0.0.0/33"]}, "nginx_trusted_proxies"),
     "certificate without key": ({"nginx_tls_certificate_src": str(ROOT / "LICENSE")}, "nginx_tls_key"),
     "wsgi not a target": ({"flask_app_wsgi": "flaskfleet_demo:app.wsgi_app"}, "flask_app_wsgi"),
+    "no WSGI entry on a web host": ({"flask_app_wsgi": ""}, "flask_app_wsgi"),
     "factory with a non-literal argument": ({"flask_app_wsgi": "flaskfleet_demo:create_app(os.environ)"}, "flask_app_wsgi"),
     "caps below the plan": ({"gunicorn_memory_max_mb": 64}, "gunicorn_memory_max_mb"),
     "flask debug on": ({"flask_app_env": {"FLASK_DEBUG": "1"}}, "FLASK_DEBUG"),
