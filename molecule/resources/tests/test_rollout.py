@@ -177,3 +177,57 @@ def test_a_rotated_value_goes_live_one_host_at_a_time_with_no_failed_request(por
     # the scenario's own environment back for the tests after this one
     back = ansible_run(SITE_APP, check=False)
     assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
+
+
+CELERY_SERVICE = "celery-app-default"
+
+
+def _worker_state(name):
+    host = _host(name)
+    return {"current": host.check_output("readlink /srv/app/current"),
+            "releases": host.check_output("ls /srv/app/releases"),
+            "master": host.check_output(f"systemctl show -P MainPID {CELERY_SERVICE}"),
+            "staged": host.run("find /etc/flaskfleet /etc/systemd/system -name '*.staged'").stdout.split()}
+
+
+def test_a_release_whose_celery_app_fails_stops_at_the_first_worker_and_goes_back(ports, tmp_path_factory, tmp_path):
+    """deploy.yml, a release whose tasks module cannot be imported (the web app still starts): the web
+    host's batch passes, the first worker host's Celery never answers its ping, the host goes back whole
+    and consumes again, the second worker host is never touched. Then the scenario's own release back,
+    with batch hooks: they run only on the hosts that had something to apply."""
+    workers = group_hosts("flask_workers")
+    if len(workers) < 2:
+        pytest.skip("two worker hosts")
+    first, second = workers[:2]
+    order = WEBS + [name for name in workers if name not in WEBS]
+    before = {name: _worker_state(name) for name in workers}
+    reason = "flaskfleet-test: this release's tasks do not import"
+    source = app_source(tmp_path_factory.mktemp("celery-broken"), "2.0.2+celery-broken", tasks_import_error=reason)
+    proc = _deploy(source, "-e", '{"celery_health_timeout": 15}')
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert f"{CELERY_SERVICE} (systemd) did not pass its health command" in output and reason in output, output[-3000:]
+    assert "switched back to release" in output, output[-3000:]
+    # the batches up to the first worker host ran, no later one
+    assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == order.index(first) + 1, output[-3000:]
+    # the first worker host: back on its release, nothing left staged, its worker answers through the broker
+    after = _worker_state(first)
+    assert (after["current"], after["staged"]) == (before[first]["current"], []), (after, before[first])
+    ping = _host(first).run(
+        "systemd-run --quiet --wait --pipe --collect -p User=app -p Group=app -p EnvironmentFile=/etc/flaskfleet/app.env"
+        " -p WorkingDirectory=/srv/app -E PYTHONPATH=/srv/app/celery /srv/app/current/venv/bin/python -m celery"
+        " --app flaskfleet_demo.tasks:celery --config flaskfleet_celeryconfig inspect ping --timeout 10"
+        " -d default@$(uname -n)")
+    assert ping.rc == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
+    # the second worker host: untouched (its release, its worker's process, no new release built)
+    assert _worker_state(second) == before[second]
+    print(f"a release whose Celery app fails: stopped on {first} (batch {order.index(first) + 1} of {len(order)}),"
+          f" switched back and consuming; {second} untouched")
+    # the scenario's own release everywhere again; a host with nothing to apply runs no hook
+    for name in order:
+        _host(name).run(f"rm -f {HOOK_MARKS}")
+    back = ansible_run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(_hooks(tmp_path))], check=False)
+    assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
+    assert _marks(first) == [], "hooks ran on a host that had nothing to apply"
+    for name in (WEBS[0], second):
+        assert sorted(_marks(name)) == ["/run/flaskfleet-test-hook-post", "/run/flaskfleet-test-hook-pre"], name

@@ -4,7 +4,8 @@
 """Redis and Celery, seen from outside: tasks enqueued through nginx over HTTPS, run by the
 worker host through the Redis host, and what survives stops, kills, restarts and leaks.
 
-Scenario default: a web host, a web + worker host and a Redis host (systemd).
+Scenario default: a web host, a web + worker host (the worker these tests use), a worker-only host and a
+Redis host (systemd).
 Scenario supervisord: all three on one host, Celery under supervisord.
 Tests run in file order: each leaves the worker running for the next one.
 """

@@ -13,9 +13,10 @@ APP_STATIC = "src/flaskfleet_demo/static"
 EXCLUDED = (".git/config", ".env", "build/junk.txt", "src/flaskfleet_demo/__pycache__/stale.cpython-311.pyc")
 
 
-def app_source(tmp_path, version, extra_static=None, healthz_status=None):
+def app_source(tmp_path, version, extra_static=None, healthz_status=None, tasks_import_error=None):
     """A copy of the demo app as a new release: its version, files a deploy must not ship, an extra static
-    file, a /healthz that fails (healthz_status)."""
+    file, a /healthz that fails (healthz_status), a Celery app that cannot be imported (tasks_import_error,
+    the ImportError's message: the web app imports its tasks only to enqueue, so it still starts)."""
     source = tmp_path / f"app-{version}"
     shutil.copytree(ROOT / "demo" / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     init = source / "src" / "flaskfleet_demo" / "__init__.py"
@@ -27,6 +28,9 @@ def app_source(tmp_path, version, extra_static=None, healthz_status=None):
     for name in EXCLUDED:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text("must not be shipped\n")
+    if tasks_import_error:
+        tasks = source / "src" / "flaskfleet_demo" / "tasks.py"
+        tasks.write_text(f"raise ImportError({tasks_import_error!r})\n" + tasks.read_text())
     if extra_static:
         (source / APP_STATIC / extra_static).write_text(f"{version}\n")
     return source
