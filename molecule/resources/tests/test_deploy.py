@@ -17,7 +17,7 @@ import json
 import time
 
 import pytest
-from flaskfleet_testlib.ansible_cli import converge
+from flaskfleet_testlib.ansible_cli import changed_tasks, converge
 from flaskfleet_testlib.engine import published_port
 from flaskfleet_testlib.faults import record_fault
 from flaskfleet_testlib.https import Load, MixedLoad
@@ -143,3 +143,28 @@ def test_a_worker_class_change_applies_under_load_with_its_release(debian12, hos
     finally:
         if _running_class(host) != "gthread":  # the scenario's own settings back for the tests after this one
             converge(debian12, None, *APP_ONLY)
+
+
+@pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
+def test_a_live_release_whose_venv_no_longer_runs_is_rebuilt_and_the_app_restarted(debian12, host):
+    """An upgrade of the OS (Debian 12 -> 13: Python 3.11 -> 3.13) leaves each release's venv linked to an
+    interpreter that has none of its packages (lib/python3.11). Simulated on the live release: its
+    lib/python3.X goes away. The next run rebuilds the release and restarts Gunicorn (a reload would keep
+    the master's old interpreter and paths), which serves again."""
+    release, master = _live_release(host), main_pid(host)
+    version = host.check_output("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    lib = f"{release}/venv/lib/python{version}"
+    assert host.file(lib).is_directory
+    host.run(f"rm -rf /tmp/gone-lib && mv {lib} /tmp/gone-lib")
+    try:
+        proc = converge(debian12, None, *APP_ONLY)
+    finally:
+        host.run("rm -rf /tmp/gone-lib")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"TASK [flaskfleet.stack.flask_app : Create the release's venv] {debian12}" in changed_tasks(proc.stdout), \
+        proc.stdout[-3000:]
+    assert host.file(lib).is_directory and _live_release(host) == release
+    assert main_pid(host) != master, "reloaded, not restarted: the master still runs the interpreter it started with"
+    assert _status(host, "/healthz") == "200"
+    print(f"live release {release.rsplit('/', 1)[1]} without lib/python{version}: rebuilt, Gunicorn restarted"
+          f" ({master} -> {main_pid(host)}), serving")

@@ -231,3 +231,28 @@ def test_a_release_whose_celery_app_fails_stops_at_the_first_worker_and_goes_bac
     assert _marks(first) == [], "hooks ran on a host that had nothing to apply"
     for name in (WEBS[0], second):
         assert sorted(_marks(name)) == ["/run/flaskfleet-test-hook-post", "/run/flaskfleet-test-hook-pre"], name
+
+
+def test_a_rollback_after_a_redeploy_of_an_older_release_still_finds_it(ports, tmp_path_factory):
+    """The first web host serves a release older by build time than others on disk (the test before put
+    the scenario's own release back). A release that fails only through nginx (its own check through
+    Gunicorn's socket passes) is deployed with flask_app_keep_releases 2: the release live before the run
+    is still there when the check through nginx sends the host back to it."""
+    web = WEBS[0]
+    host = _host(web)
+    live, version = host.check_output("readlink /srv/app/current"), _version(ports[web])
+    built = {path: float(mtime) for mtime, path in (line.split() for line in host.check_output(
+        "find /srv/app/releases -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\\n'").splitlines())}
+    # what made pruning by build time (keeping 2: the new one and the newest other) remove it
+    assert any(mtime > built[live] for mtime in built.values()), built
+    source = app_source(tmp_path_factory.mktemp("via-nginx"), "2.0.3+broken-through-nginx", proxied_healthz_status=503)
+    proc = _deploy(source, "--limit", web, "-e", json.dumps({"flask_app_keep_releases": 2,
+                                                              "flaskfleet_deploy_nginx_retries": 3}))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "did not answer healthy through nginx" in output and f"switched back to {live.rsplit('/', 1)[1]}" in output, \
+        output[-3000:]
+    assert host.check_output("readlink /srv/app/current") == live
+    assert _version(ports[web]) == version
+    print(f"a release failing through nginx after a redeploy of an older one: back on {live} ({version});"
+          f" releases on disk {len(built)} -> {len(host.check_output('ls /srv/app/releases').split())}")

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Run on the host by the flask_app role (python3 -c): one look at the app's
-# releases, static contents and links, printed as JSON. Reads only.
+# interpreter, releases, static contents and links, printed as JSON. Reads only.
 import json
 import os
+import subprocess
 import sys
 
 paths = json.loads(sys.argv[1])
@@ -15,6 +16,26 @@ def link(path):
         return os.readlink(path) if path else ''
     except OSError:
         return ''
+
+
+def python_version(python):
+    """major.minor of the interpreter releases are built with ('' when it cannot run)."""
+    try:
+        out = subprocess.run([python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+                             capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+    return out
+
+
+def usable(release, version):
+    """Whether a release is complete and its venv runs on the interpreter there is now: after an upgrade of
+    the OS (Python 3.11 -> 3.13) the venv's python link leads to the new interpreter, which has none of
+    the venv's lib/python3.11 packages; when an interpreter is removed, the link leads nowhere."""
+    venv = os.path.join(release, 'venv')
+    return (os.path.exists(os.path.join(release, '.complete'))
+            and os.path.exists(os.path.realpath(os.path.join(venv, 'bin', 'python')))
+            and os.path.isdir(os.path.join(venv, 'lib', 'python' + version)))
 
 
 def directories(parent, prefix=''):
@@ -31,10 +52,16 @@ def directories(parent, prefix=''):
 
 
 static_dir = paths['static_dir']
+version = python_version(paths['python'])
+releases = directories(paths['releases'])
 print(json.dumps({
-    'release': os.path.exists(os.path.join(paths['release'], '.complete')),
+    'python_version': version,
+    # the releases this host can switch to as they are
+    'usable': [found['path'] for found in releases if version and usable(found['path'], version)],
     'current': link(paths['current']),
-    'releases': directories(paths['releases']),
+    # what `current` replaced when it last switched (flask_app's switch sets the link)
+    'previous': link(paths['previous']),
+    'releases': releases,
     'static_content': bool(paths['static_content']) and os.path.isdir(paths['static_content']),
     'static_link': link(static_dir),
     'static_is_dir': bool(static_dir) and os.path.isdir(static_dir) and not os.path.islink(static_dir),

@@ -13,9 +13,11 @@ APP_STATIC = "src/flaskfleet_demo/static"
 EXCLUDED = (".git/config", ".env", "build/junk.txt", "src/flaskfleet_demo/__pycache__/stale.cpython-311.pyc")
 
 
-def app_source(tmp_path, version, extra_static=None, healthz_status=None, tasks_import_error=None):
+def app_source(tmp_path, version, extra_static=None, healthz_status=None, tasks_import_error=None,
+               proxied_healthz_status=None):
     """A copy of the demo app as a new release: its version, files a deploy must not ship, an extra static
-    file, a /healthz that fails (healthz_status), a Celery app that cannot be imported (tasks_import_error,
+    file, a /healthz that fails (healthz_status; proxied_healthz_status: only asked through nginx, which sends
+    X-Request-ID, so the host's own check passes and a later one fails), a Celery app that cannot be imported (tasks_import_error,
     the ImportError's message: the web app imports its tasks only to enqueue, so it still starts)."""
     source = tmp_path / f"app-{version}"
     shutil.copytree(ROOT / "demo" / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
@@ -24,6 +26,11 @@ def app_source(tmp_path, version, extra_static=None, healthz_status=None, tasks_
     if healthz_status:
         code = code.replace('return jsonify(status="ok", pid=os.getpid())',
                             f'return jsonify(status="broken", pid=os.getpid()), {healthz_status}')
+    if proxied_healthz_status:
+        code = code.replace('        return jsonify(status="ok", pid=os.getpid())',
+                            '        if request.headers.get("X-Request-ID"):\n'
+                            f'            return jsonify(status="broken"), {proxied_healthz_status}\n'
+                            '        return jsonify(status="ok", pid=os.getpid())')
     init.write_text(code)
     for name in EXCLUDED:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
