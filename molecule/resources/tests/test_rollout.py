@@ -246,8 +246,8 @@ def test_a_rollback_after_a_redeploy_of_an_older_release_still_finds_it(ports, t
     # what made pruning by build time (keeping 2: the new one and the newest other) remove it
     assert any(mtime > built[live] for mtime in built.values()), built
     source = app_source(tmp_path_factory.mktemp("via-nginx"), "2.0.3+broken-through-nginx", proxied_healthz_status=503)
-    proc = _deploy(source, "--limit", web, "-e", json.dumps({"flask_app_keep_releases": 2,
-                                                              "flaskfleet_deploy_nginx_retries": 3}))
+    settings = {"flask_app_keep_releases": 2, "flaskfleet_deploy_nginx_retries": 3}
+    proc = _deploy(source, "--limit", web, "-e", json.dumps(settings))
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
     assert "did not answer healthy through nginx" in output and f"switched back to {live.rsplit('/', 1)[1]}" in output, \
