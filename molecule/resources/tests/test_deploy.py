@@ -123,7 +123,9 @@ def _running_class(host):
 def test_a_worker_class_change_applies_under_load_with_its_release(debian12, host):
     """io (gevent: a release with gevent) -> cpu (sync: a release without it; Gunicorn used to restart on
     it with its gevent config, and every request failed) -> the scenario's own (mixed: gthread). Each
-    under twice as many parallel clients as workers, slow GETs and POSTs among them."""
+    under twice as many parallel clients as workers, slow GETs and POSTs among them. Every worker of the
+    old master exits by itself (a gevent worker holding a keep-alive connection nginx kept idle used to
+    wait graceful_timeout until its master killed it, requests queued on the socket all that time)."""
     clients = 2 * len(gunicorn_workers(host))
     steps = (("io", "gevent"), ("cpu", "sync"), (None, "gthread"))
     try:
@@ -131,12 +133,16 @@ def test_a_worker_class_change_applies_under_load_with_its_release(debian12, hos
             extra = {"gunicorn_workload": workload} if workload else None
             with MixedLoad([published_port(debian12)], clients) as load:
                 load.wait_requests(clients)
+                since, old_workers = host.check_output("date +%s"), gunicorn_workers(host)
                 proc = converge(debian12, extra, *APP_ONLY)
                 load.wait_requests(clients)
             assert proc.returncode == 0, proc.stdout[-3000:]
             measured = load.summary()
             print(f"gunicorn_workload -> {workload or 'mixed'}: {clients} clients, {measured}")
             assert measured["posts"] > 0 and measured["failed_requests"] == 0, (workload, measured)
+            # a worker killed by its master at graceful_timeout never logs its exit
+            exits = host.check_output(f"journalctl -u {SERVICE} -o cat --since @{since}")
+            assert all(f"Worker exiting (pid: {pid})" in exits for pid in old_workers), (workload, old_workers, exits)
             config = host.check_output(f"grep -E '^worker_class' /etc/flaskfleet/{SERVICE}.conf.py")
             assert config == f'worker_class = "{worker_class}"', config
             assert _running_class(host) == worker_class
