@@ -44,6 +44,8 @@ CASES = {
     "secret that is a mapping": ({"flask_app_secrets": {"TOKEN": {"a": 1}}}, "flask_app_secrets"),
     "unknown supervisor": ({"gunicorn_supervisor": "runit"}, "gunicorn_supervisor"),
     "one release kept": ({"flask_app_keep_releases": 1}, "flask_app_keep_releases"),
+    "release command without a time": ({"flask_app_release_command": "flask db upgrade", "flask_app_release_command_timeout": 0},
+                                       "flask_app_release_command_timeout"),
     "stapling without resolvers": ({"nginx_ocsp_stapling": True, "nginx_tls_certificate_path": "/etc/hostname",
                                     "nginx_tls_key_path": "/etc/hostname"}, "nginx_resolvers"),
     "no unix sockets": ({"gunicorn_address_families": ["AF_INET"]}, "gunicorn_address_families"),

@@ -267,3 +267,11 @@ def test_task_endpoints_check_their_parameters(client, monkeypatch):
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     assert client.post("/tasks/wait?ms=-1").status_code == 400
     assert client.post("/tasks/wait?ms=10&count=501").status_code == 400
+
+
+def test_record_release_fails_when_asked_and_needs_a_broker(app, monkeypatch):
+    runner = app.test_cli_runner()
+    failed = runner.invoke(args=["record-release", "--fail"])
+    assert failed.exit_code == 1 and "failed, as asked" in failed.output
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    assert runner.invoke(args=["record-release"]).exit_code != 0

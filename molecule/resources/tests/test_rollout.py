@@ -14,17 +14,24 @@ import time
 
 import pytest
 import testinfra
-from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks
 from flaskfleet_testlib.engine import engine_cli, published_port
 from flaskfleet_testlib.https import Load, MixedLoad, https_get
 from flaskfleet_testlib.inventory import group_hosts, group_vars
 from flaskfleet_testlib.releases import app_source, release_vars
+from flaskfleet_testlib.service import redis_admin
 from flaskfleet_testlib.stack import SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or len(group_hosts("flask_web")) < 2,
                                 reason="scenario default: two web hosts")
 
 WEBS = group_hosts("flask_web")
+APP_HOSTS = list(dict.fromkeys(WEBS + group_hosts("flask_workers")))
+# The demo app's stand-in for a migration (flask record-release): it counts its runs in the broker's Redis
+# (the result backend's database) and writes the venv it ran in.
+RELEASE_COMMAND = "flask record-release"
+RELEASE_TASK = "TASK [flaskfleet.stack.flask_app : Run flask_app_release_command in the new release]"
+SOURCES = {}  # app sources a later test deploys again (built on the hosts already)
 
 
 def _host(name):
@@ -42,18 +49,32 @@ def _deploy(source, *options):
                        check=False)
 
 
+def _release_command_runs():
+    """What the demo's release command left in Redis: its runs, the venv of the last one."""
+    redis = _host(group_hosts("redis")[0])
+    return (int(redis_admin(redis, "-n 1 GET flaskfleet-demo:release-command-runs") or 0),
+            redis_admin(redis, "-n 1 GET flaskfleet-demo:release-command-venv"))
+
+
 @pytest.fixture(scope="module")
 def ports():
     return {web: published_port(web) for web in WEBS}
 
 
 def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywhere(ports, tmp_path_factory):
+    """With a release command (flask_app_release_command): it runs once for the fleet, on the first host,
+    in the new release with the app's environment, before any host switches."""
     source = app_source(tmp_path_factory.mktemp("rollout"), "2.0.0+rollout")
+    runs, _venv = _release_command_runs()
     with Load(list(ports.values())) as load:
         time.sleep(2)
-        proc = _deploy(source)
+        proc = _deploy(source, "-e", json.dumps({"flask_app_release_command": RELEASE_COMMAND}))
         time.sleep(2)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    # once for the fleet, on the play's first host, in the release it went to, before any switch
+    assert [task for task in changed_tasks(proc.stdout) if task.startswith(RELEASE_TASK)] == [f"{RELEASE_TASK} {WEBS[0]}"]
+    assert _release_command_runs() == (runs + 1, _host(WEBS[0]).check_output("readlink /srv/app/current") + "/venv")
+    assert proc.stdout.index(RELEASE_TASK) < proc.stdout.index("TASK [Switch to the new release"), proc.stdout[-3000:]
     served = {web: load.counts[port] for web, port in ports.items()}
     print(f"rolling deploy over {len(WEBS)} web hosts, one at a time: (served, failed) per host {served}")
     assert all(count[0] > 50 for count in served.values()), served
@@ -64,7 +85,7 @@ def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywher
 
 
 def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports, tmp_path_factory):
-    source = app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
+    source = SOURCES["broken"] = app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
     before = {web: _version(port) for web, port in ports.items()}
     links = {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS}
     proc = _deploy(source, "-e", '{"flask_app_health_timeout": 10}')
@@ -77,6 +98,26 @@ def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports
     assert {web: _version(port) for web, port in ports.items()} == before == {web: "2.0.0+rollout" for web in WEBS}
     assert {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS} == links
     print(f"broken release: stopped on {first}, switched back; {rest} untouched")
+
+
+def test_a_failing_release_command_stops_the_deploy_before_any_host_switches(ports, tmp_path_factory):
+    """A release command that fails (a broken migration): the deploy stops on the first host, before any host
+    switches, and shows the command's output. (The broken release of the test before: already built there.)"""
+    source = SOURCES.get("broken") or app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
+    links = {name: _host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS}
+    runs = _release_command_runs()
+    proc = _deploy(source, "-e", json.dumps({"flask_app_release_command": RELEASE_COMMAND + " --fail"}))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert f"flask_app_release_command failed on {WEBS[0]} with exit code 1" in output, output[-3000:]
+    assert "record-release: failed, as asked (--fail)" in output, output[-3000:]
+    # no host switched, no later batch started, nothing recorded
+    assert "TASK [Switch to the new release" not in proc.stdout, output[-3000:]
+    assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == 1, output[-3000:]
+    assert {name: _host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS} == links
+    assert _release_command_runs() == runs
+    assert {web: _version(port) for web, port in ports.items()} == {web: "2.0.0+rollout" for web in WEBS}
+    print(f"a failing release command: stopped on {WEBS[0]} before any switch; {len(APP_HOSTS)} hosts unchanged")
 
 
 # Gunicorn's three files a settings change reaches: its environment, its configuration, its unit.

@@ -27,7 +27,7 @@ from flaskfleet_testlib.engine import engine_cli
 from flaskfleet_testlib.faults import FAULTS_FULL, record_fault
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.releases import app_source, release_vars
-from flaskfleet_testlib.service import curl_in
+from flaskfleet_testlib.service import curl_in, redis_admin
 from flaskfleet_testlib.stack import ROOT, SITE_NAME, SUPERVISOR, SUPERVISORD_OVERHEAD_MB
 
 WORKERS = group_hosts("flask_workers")
@@ -189,12 +189,6 @@ def wait_started(web, task_id, timeout=60):
         assert state == "PENDING", f"task {task_id} is {state} before it could be watched running"
         time.sleep(0.3)
     raise AssertionError(f"task {task_id} did not start within {timeout} s")
-
-
-def redis_admin(redis, command):
-    """redis-cli as this collection's admin user, on the broker's unix socket."""
-    return redis.check_output("REDISCLI_AUTH=$(cat /etc/redis/flaskfleet-admin.secret) redis-cli --user flaskfleet-admin"
-                              f" -s /run/redis-broker/redis-server.sock {command}")
 
 
 def first_address(host):

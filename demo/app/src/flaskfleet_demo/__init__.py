@@ -9,8 +9,10 @@ exactly what the deployed stack makes Flask see.
 """
 
 import os
+import sys
 import time
 
+import click
 from flask import Flask, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +25,10 @@ SETTINGS = {
     "FLASKFLEET_DEMO_ENABLE_LEAK": False,
     "FLASKFLEET_DEMO_ENABLE_ENV_ECHO": False,
 }
+# Where `flask record-release` (a release command's stand-in) counts its runs
+# and writes the venv of the last one, in the broker's Redis.
+RELEASE_RUNS_KEY = "flaskfleet-demo:release-command-runs"
+RELEASE_VENV_KEY = "flaskfleet-demo:release-command-venv"
 # The only variables /env/<name> may show (tests of the deployed environment).
 ENV_ECHO_PREFIX = "FLASKFLEET_DEMO_ECHO_"
 
@@ -269,6 +275,20 @@ def create_app(test_config=None):
         state = result.state
         value = result.result if state == "SUCCESS" else (repr(result.result) if result.result is not None else None)
         return jsonify(task_id=task_id, state=state, result=value)
+
+    # A release command's stand-in (flask_app_release_command: flask record-release):
+    # what a migration does once per deploy, seen from outside. It reaches the
+    # broker with the app's environment, counts its runs there and writes the
+    # venv it ran in; --fail fails as a broken migration would.
+    @app.cli.command("record-release")
+    @click.option("--fail", is_flag=True, help="Fail, as a broken migration would.")
+    def record_release(fail):
+        if fail:
+            raise click.ClickException("record-release: failed, as asked (--fail)")
+        client = _tasks().celery.backend.client
+        runs = client.incr(RELEASE_RUNS_KEY)
+        client.set(RELEASE_VENV_KEY, sys.prefix)
+        click.echo(f"record-release: run {runs} in {sys.prefix}")
 
     @app.get("/leak")
     def leak():

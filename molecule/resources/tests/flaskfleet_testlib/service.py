@@ -57,3 +57,9 @@ def wait_for(condition, timeout=60, every=0.25):
             return round(time.monotonic() - began, 2)
         time.sleep(every)
     return None
+
+
+def redis_admin(redis, command):
+    """redis-cli as this collection's admin user, on the broker's unix socket of the Redis host redis."""
+    return redis.check_output("REDISCLI_AUTH=$(cat /etc/redis/flaskfleet-admin.secret) redis-cli --user flaskfleet-admin"
+                              f" -s /run/redis-broker/redis-server.sock {command}")
