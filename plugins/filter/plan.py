@@ -2,22 +2,25 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Size gunicorn and celery worker pools from a host's ansible_facts.
+"""Size gunicorn and celery worker pools from a host's ansible_facts, and divide
+a host's memory between the services it runs.
 
-Documentation lives in the sidecar files gunicorn_plan.yml and celery_plan.yml.
-Both filters are pure: they read the piped facts and their keyword options and
-return a new dict, nothing else.
+Documentation lives in the sidecar files gunicorn_plan.yml, celery_plan.yml and
+memory_budget.yml. The filters are pure: they read the piped facts and their
+options and return a new dict, nothing else.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 from ansible.errors import AnsibleFilterError
 
 GUNICORN_FQCN = 'flaskfleet.stack.gunicorn_plan'
 CELERY_FQCN = 'flaskfleet.stack.celery_plan'
+BUDGET_FQCN = 'flaskfleet.stack.memory_budget'
 
 # Resident memory of the gunicorn master / celery parent process, in MB.
 MASTER_MB = 50
@@ -70,6 +73,7 @@ GUNICORN_OPTIONS = {
     'min_workers': ('int', 1, 1),
     'max_workers': ('int', None, 1),
     'threads': ('int', None, 1),
+    'budget_mb': ('int', None, 1),
 }
 CELERY_OPTIONS = {
     'workload': ('choice', 'cpu', WORKLOADS),
@@ -80,7 +84,20 @@ CELERY_OPTIONS = {
     'max_concurrency': ('int', None, 1),
     'max_tasks_per_child': ('int', 1000, 1),
     'prefetch_multiplier': ('int', None, 1),
+    'budget_mb': ('int', None, 1),
 }
+
+# memory_budget: the kinds of service and the keys each one takes.
+SERVICE_KEYS = {
+    'gunicorn': ('name', 'kind', 'options'),
+    'celery': ('name', 'kind', 'options'),
+    'share': ('name', 'kind', 'share', 'min_mb', 'why'),
+    'fixed': ('name', 'kind', 'planned_mb', 'why'),
+}
+# Plan options the budget sets itself: one reserve for the host, a budget per service.
+BUDGET_SET_OPTIONS = ('reserved_memory_mb', 'budget_mb')
+BUDGET_OPTIONS = ('services', 'reserved_memory_mb', 'commit_limit_percent')
+COMMIT_LIMIT_PERCENT = 90
 
 _DIGITS = re.compile(r'[0-9]+')
 
@@ -234,10 +251,20 @@ def _plural(count: int, noun: str) -> str:
 def _size(limits: Mapping) -> dict:
     """Pick the process count from the CPU bound, the memory bound and the min/max options.
 
-    limits holds: cpu_bound, cpu_text, memory_mb, reserved_mb, overhead_mb, unit_mb,
-    noun, min_name, minimum, max_name, maximum.
+    limits holds: cpu_bound, cpu_text, memory_mb, reserved_mb, budget_mb, overhead_mb, unit_mb,
+    noun, min_name, minimum, max_name, maximum. A budget_mb (not None) replaces the
+    host's memory less the reserve as the memory the pool may plan within.
     """
-    available = max(0, limits['memory_mb'] - limits['reserved_mb'])
+    budget = limits['budget_mb']
+    if budget is None:
+        available = max(0, limits['memory_mb'] - limits['reserved_mb'])
+        space = f"memory ({available} MB after {limits['reserved_mb']} MB reserve)"
+        held = f"{available} MB after {limits['reserved_mb']} MB reserve"
+        left = f'memory left after reserve ({available} MB)'
+    else:
+        available = budget
+        space = left = f'the memory budget ({budget} MB)'
+        held = f'the memory budget of {budget} MB'
     memory_bound = max(0, (available - limits['overhead_mb']) // limits['unit_mb'])
     cpu_bound = limits['cpu_bound']
     if cpu_bound <= memory_bound:
@@ -251,16 +278,16 @@ def _size(limits: Mapping) -> dict:
 
     unit = f"{limits['unit_mb']} MB"
     cpu_text = limits['cpu_text']
-    mem_text = f"memory ({available} MB after {limits['reserved_mb']} MB reserve) would allow {memory_bound} of {unit}"
+    mem_text = f'{space} would allow {memory_bound} of {unit}'
     min_text = f"planned {limits['min_name']}={limits['minimum']}"
     if bound == 'cpu':
         why = f'{cpu_text}; {mem_text}'
     elif bound == 'memory':
-        why = f"memory bound, {available} MB after {limits['reserved_mb']} MB reserve holds {memory_bound} of {unit}; {cpu_text}"
+        why = f'memory bound, {held} holds {memory_bound} of {unit}; {cpu_text}'
     elif bound == 'max':
         why = f"capped by {limits['max_name']}={limits['maximum']}; {cpu_text}; {mem_text}"
     elif memory_bound < limits['minimum']:
-        why = f"memory left after reserve ({available} MB) holds {_plural(memory_bound, limits['noun'])} of {unit}; {min_text}"
+        why = f"{left} holds {_plural(memory_bound, limits['noun'])} of {unit}; {min_text}"
     else:
         why = f'{cpu_text} is below {limits["min_name"]}; {min_text}; {mem_text}'
     return {'count': count, 'bound': bound, 'cpu_bound': cpu_bound, 'memory_bound': memory_bound, 'why': why}
@@ -311,7 +338,7 @@ def _gunicorn(facts, args, options) -> dict:
     worker_mb = opts['worker_memory_mb']
     sized = _size({
         'cpu_bound': cpu_bound, 'cpu_text': cpu_text, 'memory_mb': memory, 'reserved_mb': reserved,
-        'overhead_mb': MASTER_MB, 'unit_mb': worker_mb, 'noun': 'worker',
+        'budget_mb': opts['budget_mb'], 'overhead_mb': MASTER_MB, 'unit_mb': worker_mb, 'noun': 'worker',
         'min_name': 'min_workers', 'minimum': opts['min_workers'], 'max_name': 'max_workers', 'maximum': opts['max_workers'],
     })
     workers = sized['count']
@@ -337,6 +364,7 @@ def _gunicorn(facts, args, options) -> dict:
         'cpus': cpus,
         'memory_mb': memory,
         'reserved_memory_mb': reserved,
+        'budget_mb': opts['budget_mb'],
         'worker_memory_mb': worker_mb,
         'cpu_bound': sized['cpu_bound'],
         'memory_bound': sized['memory_bound'],
@@ -348,6 +376,13 @@ def _gunicorn(facts, args, options) -> dict:
     }
 
 
+def _celery_cpu_bound(workload: str, cpus: int):
+    """Return (cpu_bound, explanation) for a celery workload."""
+    if workload == 'cpu':
+        return cpus, f'CPU bound {cpus} (one per vCPU)'
+    return 2 * cpus, f'CPU bound 2x{cpus}={2 * cpus}'
+
+
 def _celery(facts, args, options) -> dict:
     _check_facts(facts)
     opts = _read_options(args, options, CELERY_OPTIONS)
@@ -356,16 +391,13 @@ def _celery(facts, args, options) -> dict:
     memory = _read_memory(facts)
 
     workload = opts['workload']
-    if workload == 'cpu':
-        cpu_bound, cpu_text = cpus, f'CPU bound {cpus} (one per vCPU)'
-    else:
-        cpu_bound, cpu_text = 2 * cpus, f'CPU bound 2x{cpus}={2 * cpus}'
+    cpu_bound, cpu_text = _celery_cpu_bound(workload, cpus)
 
     reserved = _reserve(opts, memory)
     child_mb = opts['child_memory_mb']
     sized = _size({
         'cpu_bound': cpu_bound, 'cpu_text': cpu_text, 'memory_mb': memory, 'reserved_mb': reserved,
-        'overhead_mb': PARENT_MB, 'unit_mb': child_mb, 'noun': 'child',
+        'budget_mb': opts['budget_mb'], 'overhead_mb': PARENT_MB, 'unit_mb': child_mb, 'noun': 'child',
         'min_name': 'min_concurrency', 'minimum': opts['min_concurrency'],
         'max_name': 'max_concurrency', 'maximum': opts['max_concurrency'],
     })
@@ -388,6 +420,7 @@ def _celery(facts, args, options) -> dict:
         'cpus': cpus,
         'memory_mb': memory,
         'reserved_memory_mb': reserved,
+        'budget_mb': opts['budget_mb'],
         'child_memory_mb': child_mb,
         'cpu_bound': sized['cpu_bound'],
         'memory_bound': sized['memory_bound'],
@@ -396,6 +429,270 @@ def _celery(facts, args, options) -> dict:
         'memory_max_mb': memory_max,
         'bound': sized['bound'],
         'reason': f"concurrency {concurrency} ({opts['pool']}, {workload}): {sized['why']}",
+    }
+
+
+# ---------------------------------------------------------- memory budget
+
+
+def _budget_int(entry: Mapping, key: str, default):
+    """An integer >= 0 from a service entry; default None means the key is required."""
+    value = entry.get(key)
+    if value is None:
+        if default is None:
+            raise _PlanError(f"key '{key}' is missing")
+        return default
+    number = _integral(value)
+    if number is None:
+        raise _PlanError(f"key '{key}' must be an integer, got {_show(value)}")
+    if number < 0:
+        raise _PlanError(f"key '{key}' must be >= 0, got {number}")
+    return number
+
+
+def _budget_note(entry: Mapping) -> str:
+    """The optional one-line 'why' of a share or fixed service, as ', why' (or '')."""
+    why = entry.get('why')
+    if why is None:
+        return ''
+    if not isinstance(why, str) or '\n' in why:
+        raise _PlanError(f"key 'why' must be one line of text, got {_show(why)}")
+    return f', {why}' if why.strip() else ''
+
+
+def _service_options(entry: Mapping, spec: Mapping, plan_name: str) -> dict:
+    options = entry.get('options')
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise _PlanError(f"key 'options' must be a mapping of {plan_name} options, got {_show(options)}")
+    for name in BUDGET_SET_OPTIONS:
+        if options.get(name) is not None:
+            raise _PlanError(
+                f"option '{name}' cannot be set per service: the budget takes one reserved_memory_mb for the host "
+                "and gives each service its budget_mb")
+    return _read_options((), options, spec)
+
+
+def _pool(name: str, limits: Mapping, opts: Mapping) -> dict:
+    """A gunicorn or celery service: its demand at the CPU bound, clamped by its max and min options."""
+    min_name, max_name = limits['min_name'], limits['max_name']
+    _check_range(opts, min_name, max_name)
+    count, text = limits['cpu_bound'], limits['cpu_text']
+    if opts[max_name] is not None and count > opts[max_name]:
+        count, text = opts[max_name], f'capped by {max_name}={opts[max_name]}, {text}'
+    if count < opts[min_name]:
+        count, text = opts[min_name], f'raised to {min_name}={opts[min_name]}, {text}'
+    unit = opts[limits['unit_name']]
+    demand = limits['overhead_mb'] + count * unit
+    return dict(limits, name=name, demand=demand, planned=demand, floor=limits['overhead_mb'] + opts[min_name] * unit,
+                count=count, demand_count=count, min_count=opts[min_name], unit=unit, text=text)
+
+
+def _budget_gunicorn(name: str, entry: Mapping, cpus: int) -> dict:
+    opts = _service_options(entry, GUNICORN_OPTIONS, 'gunicorn_plan')
+    worker_class = _gunicorn_class(opts)[0]
+    cpu_bound, cpu_text = _gunicorn_cpu_bound(worker_class, cpus)
+    return _pool(name, {
+        'kind': 'gunicorn', 'cpu_bound': cpu_bound, 'cpu_text': cpu_text, 'overhead_mb': MASTER_MB, 'overhead': 'master',
+        'unit_name': 'worker_memory_mb', 'head': f'{worker_class} worker', 'noun': 'worker',
+        'min_name': 'min_workers', 'max_name': 'max_workers',
+    }, opts)
+
+
+def _budget_celery(name: str, entry: Mapping, cpus: int) -> dict:
+    opts = _service_options(entry, CELERY_OPTIONS, 'celery_plan')
+    cpu_bound, cpu_text = _celery_cpu_bound(opts['workload'], cpus)
+    return _pool(name, {
+        'kind': 'celery', 'cpu_bound': cpu_bound, 'cpu_text': cpu_text, 'overhead_mb': PARENT_MB, 'overhead': 'parent',
+        'unit_name': 'child_memory_mb', 'head': 'child', 'noun': 'child',
+        'min_name': 'min_concurrency', 'max_name': 'max_concurrency',
+    }, opts)
+
+
+def _budget_share(name: str, entry: Mapping, memory: int) -> dict:
+    share = entry.get('share')
+    if share is None:
+        raise _PlanError("key 'share' is missing")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise _PlanError(f"key 'share' must be a fraction of the host's memory, above 0 and at most 1, got {_show(share)}")
+    min_mb = _budget_int(entry, 'min_mb', 0)
+    # The share as written (0.29, not the nearest binary float), so 0.29 of 100 MB is 29 MB.
+    raw = int(memory * Fraction(str(share)))
+    percent = f'{float(Fraction(str(share)) * 100):g} %'
+    if raw >= min_mb:
+        text = f'{percent} of {memory} MB{_budget_note(entry)}'
+    else:
+        text = f'min_mb, {percent} of {memory} MB is {raw} MB{_budget_note(entry)}'
+    demand = max(raw, min_mb)
+    return {'kind': 'share', 'name': name, 'demand': demand, 'planned': demand, 'floor': min_mb, 'text': text}
+
+
+def _budget_fixed(name: str, entry: Mapping) -> dict:
+    planned = _budget_int(entry, 'planned_mb', None)
+    return {'kind': 'fixed', 'name': name, 'demand': planned, 'planned': planned, 'floor': planned,
+            'text': f'fixed{_budget_note(entry)}'}
+
+
+def _budget_services(services, cpus: int, memory: int) -> list:
+    """Validate the services list; return one working record per service, in order."""
+    if isinstance(services, (str, bytes, Mapping)) or not isinstance(services, Sequence):
+        raise _PlanError(f"option 'services' must be a list of mappings with name and kind, got {_show(services)}")
+    seen = {}
+    records = []
+    for index, entry in enumerate(services):
+        where = f'services[{index}]'
+        if not isinstance(entry, Mapping):
+            raise _PlanError(f'{where} must be a mapping with name and kind, got {_show(entry)}')
+        name = entry.get('name')
+        if name is None:
+            raise _PlanError(f"{where}: key 'name' is missing")
+        if not isinstance(name, str) or not name.strip():
+            raise _PlanError(f"{where}: key 'name' must be a non-empty string, got {_show(name)}")
+        if name in seen:
+            raise _PlanError(f"{where}: name '{name}' is already used by services[{seen[name]}]")
+        seen[name] = index
+        where = f"{where} ('{name}')"
+        kind = entry.get('kind')
+        if not isinstance(kind, str) or kind not in SERVICE_KEYS:
+            raise _PlanError(f"{where}: key 'kind' must be one of {', '.join(SERVICE_KEYS)}; got {_show(kind)}")
+        unknown = sorted(str(key) for key in entry if key not in SERVICE_KEYS[kind])
+        if unknown:
+            raise _PlanError(f"{where}: unknown key '{unknown[0]}' for kind {kind}; valid keys: {', '.join(SERVICE_KEYS[kind])}")
+        try:
+            if kind == 'gunicorn':
+                records.append(_budget_gunicorn(name, entry, cpus))
+            elif kind == 'celery':
+                records.append(_budget_celery(name, entry, cpus))
+            elif kind == 'share':
+                records.append(_budget_share(name, entry, memory))
+            else:
+                records.append(_budget_fixed(name, entry))
+        except _PlanError as e:
+            raise _PlanError(f'{where}: {e}') from e
+    return records
+
+
+def _spread(amount: int, rooms: list, names: list) -> list:
+    """Split amount MB over rooms in proportion (largest remainder, ties by name); never more than a room holds."""
+    room = sum(rooms)
+    if amount >= room:
+        return list(rooms)
+    parts = [amount * size // room for size in rooms]
+    order = sorted(range(len(rooms)), key=lambda i: (-(amount * rooms[i] % room), names[i]))
+    for i in order[:amount - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def _divide(records: list, available: int) -> None:
+    """Shrink the records' planned MB until they fit in available, or every one is at its minimum."""
+    def total():
+        return sum(record['planned'] for record in records)
+
+    if total() <= available:
+        return
+    shares = [record for record in records if record['kind'] == 'share']
+    names = [record['name'] for record in shares]
+    # 1. the shares, proportionally toward their min_mb
+    cuts = _spread(total() - available, [record['demand'] - record['floor'] for record in shares], names)
+    for record, cut in zip(shares, cuts):
+        record['planned'] -= cut
+    # 2. one process at a time from the pool with the most above its minimum (then the larger unit, then by name)
+    pools = [record for record in records if record['kind'] in ('gunicorn', 'celery')]
+    while total() > available:
+        above = [record for record in pools if record['count'] > record['min_count']]
+        if not above:
+            return
+        record = min(above, key=lambda r: (r['min_count'] - r['count'], -r['unit'], r['name']))
+        record['count'] -= 1
+        record['planned'] -= record['unit']
+    # 3. what the last process removed left over goes back to the shares it was taken from
+    gains = _spread(available - total(), [record['demand'] - record['planned'] for record in shares], names)
+    for record, gain in zip(shares, gains):
+        record['planned'] += gain
+
+
+def _budget_why(record: Mapping, cause: str) -> str:
+    """One line: what the service got and why; cause ('' to leave it out) says why a shrunk one was shrunk."""
+    planned, shrunk = record['planned'], record['planned'] < record['demand']
+    cause = f': {cause}' if cause else ''
+    if record['kind'] in ('gunicorn', 'celery'):
+        base = (f"{_plural(record['count'], record['head'])} x {record['unit']} MB + {record['overhead_mb']} MB "
+                f"{record['overhead']} = {planned} MB")
+        if not shrunk:
+            return f"{base} ({record['text']})"
+        floor = f" (at {record['min_name']}={record['min_count']})" if record['count'] == record['min_count'] else ''
+        return f"{base}, shrunk from {record['demand_count']} to {_plural(record['count'], record['noun'])}{floor}{cause}"
+    if not shrunk:
+        return f"{planned} MB ({record['text']})"
+    floor = ', at min_mb' if planned == record['floor'] else ''
+    return f"{planned} MB, shrunk from {record['demand']} MB{floor} ({record['text']}){cause}"
+
+
+def _budget(facts, args, options) -> dict:
+    _check_facts(facts)
+    if len(args) > 1:
+        raise _PlanError(f'takes the services list and keyword options ({", ".join(BUDGET_OPTIONS[1:])}), got {len(args)} positional arguments')
+    if args:
+        if 'services' in options:
+            raise _PlanError("option 'services' was given twice (positional and keyword)")
+        options = dict(options, services=args[0])
+    unknown = sorted(name for name in options if name not in BUDGET_OPTIONS)
+    if unknown:
+        raise _PlanError(f"unknown option '{unknown[0]}'; valid options: {', '.join(BUDGET_OPTIONS)}")
+    if options.get('services') is None:
+        raise _PlanError("option 'services' is missing: pass the list of the host's services")
+    limit = options.get('commit_limit_percent')
+    if limit is None:
+        limit = COMMIT_LIMIT_PERCENT
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit <= 100:
+        raise _PlanError(f"option 'commit_limit_percent' must be a number above 0 and at most 100, got {_show(limit)}")
+    cpus = _read_cpus(facts)
+    memory = _read_memory(facts)
+    reserved = _reserve({'reserved_memory_mb': _int_option('reserved_memory_mb', options.get('reserved_memory_mb'), None, 0)}, memory)
+    records = _budget_services(options['services'], cpus, memory)
+
+    available = max(0, memory - reserved)
+    demanded = sum(record['demand'] for record in records)
+    _divide(records, available)
+    planned = sum(record['planned'] for record in records)
+    within = planned * 100 <= memory * limit
+    commit = round(planned * 100 / memory, 1)
+
+    cause = (f"the host's {memory} MB less {reserved} MB reserve ({available} MB) could not hold every service's "
+             f"demand ({demanded} MB)")
+    services = {}
+    lines = []
+    for record in records:
+        lines.append(f"{record['name']}: {_budget_why(record, '')}")
+        pool = record['kind'] in ('gunicorn', 'celery')
+        services[record['name']] = {
+            'kind': record['kind'],
+            'demand_mb': record['demand'],
+            'planned_mb': record['planned'],
+            'memory_mb': record['planned'],
+            'count': record['count'] if pool else None,
+            'shrunk': record['planned'] < record['demand'],
+            'why': _budget_why(record, cause),
+        }
+    totals = (f"planned {planned} MB of {memory} MB ({commit:g} %, limit {limit:g} %): "
+              f"{'within' if within else 'over'} the limit; {available} MB available after the {reserved} MB reserve")
+    if demanded > available:
+        totals += f', demanded {demanded} MB'
+    if planned > available:
+        totals += f'; every service is at its minimum and they still need {planned - available} MB more'
+    return {
+        'memory_mb': memory,
+        'cpus': cpus,
+        'reserved_memory_mb': reserved,
+        'available_mb': available,
+        'planned_mb': planned,
+        'commit_percent': commit,
+        'commit_limit_percent': limit,
+        'within_limit': within,
+        'services': services,
+        'reason': '; '.join(lines + [totals]),
     }
 
 
@@ -415,12 +712,21 @@ def celery_plan(facts, *args, **options):
         raise AnsibleFilterError(f'{CELERY_FQCN}: {e}') from e
 
 
+def memory_budget(facts, *args, **options):
+    """Divide the host's memory between the services it runs by their planned use."""
+    try:
+        return _budget(facts, args, options)
+    except _PlanError as e:
+        raise AnsibleFilterError(f'{BUDGET_FQCN}: {e}') from e
+
+
 class FilterModule:
-    """flaskfleet.stack worker-pool planning filters."""
+    """flaskfleet.stack worker-pool and memory planning filters."""
 
     def filters(self):
         """Map filter names to functions."""
         return {
             'gunicorn_plan': gunicorn_plan,
             'celery_plan': celery_plan,
+            'memory_budget': memory_budget,
         }

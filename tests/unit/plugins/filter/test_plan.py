@@ -32,12 +32,12 @@ STRINGS = {'processor_vcpus': '4', 'processor_nproc': 2, 'memtotal_mb': '8192'}
 
 GUNICORN_KEYS = {
     'workers', 'threads', 'worker_class', 'class_reason', 'workload', 'worker_connections', 'max_requests',
-    'max_requests_jitter', 'nofile_limit', 'timeout', 'graceful_timeout', 'keepalive', 'cpus', 'memory_mb', 'reserved_memory_mb',
+    'max_requests_jitter', 'nofile_limit', 'timeout', 'graceful_timeout', 'keepalive', 'cpus', 'memory_mb', 'reserved_memory_mb', 'budget_mb',
     'worker_memory_mb', 'cpu_bound', 'memory_bound', 'planned_memory_mb', 'memory_high_mb', 'memory_max_mb', 'bound', 'reason',
 }
 CELERY_KEYS = {
     'concurrency', 'pool', 'workload', 'max_tasks_per_child', 'max_memory_per_child_kb', 'prefetch_multiplier', 'cpus',
-    'memory_mb', 'reserved_memory_mb', 'child_memory_mb', 'cpu_bound', 'memory_bound', 'planned_memory_mb', 'memory_high_mb',
+    'memory_mb', 'reserved_memory_mb', 'budget_mb', 'child_memory_mb', 'cpu_bound', 'memory_bound', 'planned_memory_mb', 'memory_high_mb',
     'memory_max_mb', 'bound', 'reason',
 }
 
@@ -80,6 +80,12 @@ GUNICORN_TABLE = [
     ('fallback-partial-cpu-facts', PARTIAL_CPU, {'worker_class': 'sync'}, (1, 8192, 2048, 3, 40, 3, 'cpu', 'sync', 1, 2, 500, 625, 750)),
     ('fallback-memory-real-total', REAL_TOTAL, {}, (4, 8192, 2048, 5, 40, 5, 'cpu', 'gthread', 4, 65, 800, 1000, 1200)),
     ('string-facts', STRINGS, {'workload': 'cpu'}, (4, 8192, 2048, 9, 40, 9, 'cpu', 'sync', 1, 2, 1400, 1750, 2100)),
+    # budget_mb (from flaskfleet.stack.memory_budget) replaces memory less the reserve
+    ('4cpu-8g-budget-500', H4, {'budget_mb': 500}, (4, 8192, 2048, 5, 3, 3, 'memory', 'gthread', 4, 65, 500, 625, 750)),
+    ('1cpu-512-budget-above-memory', H1, {'budget_mb': 10000}, (1, 512, 256, 2, 66, 2, 'cpu', 'gthread', 4, 65, 350, 438, 525)),
+    ('2cpu-1g-budget-not-reserve', H2, {'worker_class': 'sync', 'reserved_memory_mb': 2048, 'budget_mb': 650},
+     (2, 1024, 2048, 5, 4, 4, 'memory', 'sync', 1, 2, 650, 813, 975)),
+    ('4cpu-8g-budget-below-min', H4, {'budget_mb': 100, 'min_workers': 2}, (4, 8192, 2048, 5, 0, 2, 'min', 'gthread', 4, 65, 350, 438, 525)),
 ]
 
 # id, facts, options,
@@ -102,6 +108,8 @@ CELERY_TABLE = [
     ('fallback-count-cores-threads', PRODUCT, {}, (8, 2048, 8, 30, 8, 'cpu', 1, 307200, 1680, 2100, 2680)),
     ('fallback-no-cpu-facts', NO_CPU, {}, (1, 2048, 1, 30, 1, 'cpu', 1, 307200, 280, 350, 580)),
     ('fallback-memory-real-total', REAL_TOTAL, {}, (4, 2048, 4, 30, 4, 'cpu', 1, 307200, 880, 1100, 1480)),
+    ('4cpu-8g-budget-680', H4, {'budget_mb': 680}, (4, 2048, 4, 3, 3, 'memory', 1, 307200, 680, 850, 1180)),
+    ('1cpu-512-budget-above-memory', H1, {'budget_mb': 2000}, (1, 256, 1, 9, 1, 'cpu', 1, 307200, 280, 350, 580)),
 ]
 
 
@@ -128,6 +136,7 @@ def test_gunicorn_plan(facts, options, expected):
     assert (plan['timeout'], plan['graceful_timeout']) == (30, 30)
     assert plan['workload'] == options.get('workload', 'mixed')
     assert plan['reason'].startswith(f'{workers} {worker_class} worker')
+    assert plan['budget_mb'] == options.get('budget_mb')
 
 
 @pytest.mark.parametrize('facts, options, expected', [row[1:] for row in CELERY_TABLE], ids=_ids(CELERY_TABLE))
@@ -143,6 +152,7 @@ def test_celery_plan(facts, options, expected):
     assert plan['workload'] == options.get('workload', 'cpu')
     assert plan['max_tasks_per_child'] == 1000
     assert plan['reason'].startswith(f'concurrency {concurrency} (prefork, ')
+    assert plan['budget_mb'] == options.get('budget_mb')
 
 
 @pytest.mark.parametrize(
@@ -173,6 +183,12 @@ def test_invariants(plan_filter, facts, options, count_key):
     pytest.param(H4, {'worker_class': 'sync', 'max_workers': 3},
                  '3 sync workers: capped by max_workers=3; CPU bound 2x4+1=9; memory (6144 MB after 2048 MB reserve) would allow 40 of 150 MB',
                  id='max'),
+    pytest.param(H4, {'budget_mb': 500},
+                 '3 gthread workers x 4 threads: memory bound, the memory budget of 500 MB holds 3 of 150 MB; CPU bound 4+1=5', id='budget-memory'),
+    pytest.param(H1, {'budget_mb': 10000},
+                 '2 gthread workers x 4 threads: CPU bound 1+1=2; the memory budget (10000 MB) would allow 66 of 150 MB', id='budget-cpu'),
+    pytest.param(H1, {'worker_memory_mb': 300, 'budget_mb': 200},
+                 '1 gthread worker x 4 threads: the memory budget (200 MB) holds 0 workers of 300 MB; planned min_workers=1', id='budget-min'),
 ])
 def test_gunicorn_reason(facts, options, reason):
     assert GUNICORN(facts, **options)['reason'] == reason
@@ -186,6 +202,11 @@ def test_gunicorn_reason(facts, options, reason):
 ])
 def test_gunicorn_class_reason(options, needle):
     assert needle in GUNICORN(H4, **options)['class_reason']
+
+
+def test_celery_reason_budget():
+    assert CELERY(H4, budget_mb=680)['reason'] == (
+        'concurrency 3 (prefork, cpu): memory bound, the memory budget of 680 MB holds 3 of 200 MB; CPU bound 4 (one per vCPU)')
 
 
 def test_celery_reason_min_memory():
@@ -243,6 +264,8 @@ ERRORS = [
     ('c-max-tasks-zero', C, H4, {'max_tasks_per_child': 0}, "option 'max_tasks_per_child' must be >= 1"),
     ('c-prefetch-zero', C, H4, {'prefetch_multiplier': 0}, "option 'prefetch_multiplier' must be >= 1"),
     ('c-reserved-text', C, H4, {'reserved_memory_mb': '1g'}, "option 'reserved_memory_mb' must be an integer"),
+    ('g-budget-zero', G, H4, {'budget_mb': 0}, "option 'budget_mb' must be >= 1"),
+    ('c-budget-text', C, H4, {'budget_mb': '1g'}, "option 'budget_mb' must be an integer"),
 ]
 
 
