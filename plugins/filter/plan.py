@@ -653,15 +653,22 @@ def _budget(facts, args, options) -> dict:
     reserved = _reserve({'reserved_memory_mb': _int_option('reserved_memory_mb', options.get('reserved_memory_mb'), None, 0)}, memory)
     records = _budget_services(options['services'], cpus, memory)
 
-    available = max(0, memory - reserved)
+    # The services are divided within the host's memory less the reserve, and
+    # never beyond the commit limit (as written: 90 of 1000 MB is 900 MB).
+    after_reserve = max(0, memory - reserved)
+    limit_mb = int(memory * Fraction(str(limit)) / 100)
+    available = min(after_reserve, limit_mb)
     demanded = sum(record['demand'] for record in records)
     _divide(records, available)
     planned = sum(record['planned'] for record in records)
     within = planned * 100 <= memory * limit
     commit = round(planned * 100 / memory, 1)
 
-    cause = (f"the host's {memory} MB less {reserved} MB reserve ({available} MB) could not hold every service's "
-             f"demand ({demanded} MB)")
+    if available == after_reserve:
+        room = f"the host's {memory} MB less {reserved} MB reserve ({available} MB)"
+    else:
+        room = f"the commit limit, {limit:g} % of the host's {memory} MB ({available} MB)"
+    cause = f"{room} could not hold every service's demand ({demanded} MB)"
     services = {}
     lines = []
     for record in records:
@@ -677,7 +684,8 @@ def _budget(facts, args, options) -> dict:
             'why': _budget_why(record, cause),
         }
     totals = (f"planned {planned} MB of {memory} MB ({commit:g} %, limit {limit:g} %): "
-              f"{'within' if within else 'over'} the limit; {available} MB available after the {reserved} MB reserve")
+              f"{'within' if within else 'over'} the limit; {available} MB available "
+              + (f"after the {reserved} MB reserve" if available == after_reserve else f"(the commit limit, {limit:g} %)"))
     if demanded > available:
         totals += f', demanded {demanded} MB'
     if planned > available:

@@ -44,11 +44,15 @@ def test_plan_shows_each_role_with_its_bound_and_changes_nothing(inventory, tmp_
     assert gunicorn["workers"] == {"cpu": gunicorn["cpu_bound"], "memory": gunicorn["memory_bound"]}.get(
         gunicorn["bound"], gunicorn["workers"])
     assert celery["bound"] in {"cpu", "memory", "min", "max"}, celery
-    assert broker["bound"] == "memory" and broker["maxmemory_mb"] == int(plan["memory_mb"] * 0.25), broker
+    # the host is large: every service got what it asked of the budget, and Redis and Loki take theirs
+    budget = plan["budget"]
+    assert budget["within_limit"] and not any(s["shrunk"] for s in budget["services"].values()), budget
+    assert broker["bound"] == "budget" and broker["maxmemory_mb"] == int(plan["memory_mb"] * 0.25), broker
     assert broker["memory_max_mb"] == int(broker["maxmemory_mb"] * 2 + 64), broker
-    assert loki["memory_max_mb"] == max(512, int(plan["memory_mb"] * 0.25)), loki
-    assert plan["memory_max_total_mb"] == (gunicorn["memory_max_mb"] + celery["memory_max_mb"]
-                                           + broker["memory_max_mb"] + loki["memory_max_mb"])
+    assert loki["bound"] == "budget" and loki["memory_max_mb"] == budget["services"]["loki"]["planned_mb"] * 4 // 3, loki
+    caps = [gunicorn["memory_max_mb"], broker["memory_max_mb"], loki["memory_max_mb"], celery["beat"]["memory_max_mb"],
+            *(worker["memory_max_mb"] for worker in celery["workers"].values())]
+    assert plan["memory_max_total_mb"] == sum(caps) + 256, (caps, plan["memory_max_total_mb"])
     assert plan["warnings"] == [], plan["warnings"]
     for line in (f"{gunicorn['workers']} {gunicorn['worker_class']} workers", f"concurrency {celery['concurrency']} (",
                  f"broker maxmemory {broker['maxmemory_mb']} MB", f"MemoryHigh/Max {loki['memory_high_mb']}/{loki['memory_max_mb']} MB"):
@@ -70,7 +74,31 @@ def test_a_host_too_small_for_its_plan_is_warned_about(inventory, tmp_path):
     # workers of more than half the host each, and at least two of them
     too_big = {"gunicorn_worker_memory_mb": memory_mb * 2 // 3, "gunicorn_min_workers": 2}
     plan, out = _plan(inventory, tmp_path / "plan.json", too_big)
-    assert plan["gunicorn"]["bound"] == "min" and plan["gunicorn"]["memory_bound"] < 2, plan["gunicorn"]
-    assert any(w.startswith("Gunicorn: the memory holds ") and "too small" in w for w in plan["warnings"]), plan["warnings"]
-    assert any(w.startswith("the memory caps add up to ") for w in plan["warnings"]), plan["warnings"]
-    assert "WARNING controller: Gunicorn: the memory holds" in out, out[-3000:]
+    # the budget gives Gunicorn its minimum, and says the host cannot hold it
+    assert plan["gunicorn"]["workers"] == 2 and plan["budget"]["services"]["gunicorn-app"]["count"] == 2, plan["gunicorn"]
+    assert not plan["budget"]["within_limit"] and plan["budget"]["planned_mb"] > memory_mb, plan["budget"]
+    [warning] = plan["warnings"]
+    assert "over flaskfleet_memory_commit_limit (90.0 %): the preflight refuses this host" in warning, warning
+    assert "WARNING controller: the services plan to use" in out and "OVER" in out, out[-3000:]
+
+
+def test_the_budget_divides_a_small_host_between_its_services(inventory, tmp_path):
+    """The controller's memory less a reserve that leaves 1500 MB: the shares shrink first, then
+    processes, and each role plans within what it got; the table says which and why."""
+    memory_mb = _plan(inventory, tmp_path / "plain.json")[0]["memory_mb"]
+    plan, out = _plan(inventory, tmp_path / "plan.json", {"flaskfleet_memory_reserved_mb": memory_mb - 1500})
+    budget, services = plan["budget"], plan["budget"]["services"]
+    assert budget["available_mb"] == 1500 and budget["planned_mb"] <= 1500, budget
+    assert budget["within_limit"], budget
+    [broker] = plan["redis"]["instances"]
+    # Redis and Loki gave up memory first, in proportion, and never below their minimums
+    assert services["redis-server@broker"]["shrunk"] and services["loki"]["shrunk"], services
+    assert broker["maxmemory_mb"] == services["redis-server@broker"]["planned_mb"] >= 64, broker
+    assert plan["loki"]["memory_max_mb"] == services["loki"]["planned_mb"] * 4 // 3 >= 256, plan["loki"]
+    # the pools plan exactly the processes the budget gave them
+    gunicorn = plan["gunicorn"]
+    assert gunicorn["workers"] == services["gunicorn-app"]["count"] and gunicorn["budget_mb"] == services["gunicorn-app"]["planned_mb"]
+    for name, worker in plan["celery"]["workers"].items():
+        assert worker["concurrency"] == services[worker["service"]]["count"], (name, worker)
+    assert "shrunk from" in out and "planned " + str(budget["planned_mb"]) + " MB of " in out, out[-3000:]
+    assert plan["warnings"] == [], plan["warnings"]

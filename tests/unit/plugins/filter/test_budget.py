@@ -65,7 +65,7 @@ STACKS = {
 }
 MEMORIES = (1024, 2048, 4096, 16384)
 CPUS = (1, 2, 4, 8)
-GRID = [(memory, cpus, stack) for memory, cpus, stack in itertools.product(MEMORIES, CPUS, STACKS)]
+GRID = list(itertools.product(MEMORIES, CPUS, STACKS))
 GRID_IDS = [f'{memory // 1024}g-{cpus}cpu-{stack}' for memory, cpus, stack in GRID]
 
 # id, facts, services, options,
@@ -104,10 +104,11 @@ TABLE = [
      (512, 1536, 1536, 75.0, True),
      {'web': (500, 3), 'worker1': (480, 2), 'beat': (80, None), 'redis': (123, None), 'loki': (289, None),
       'promtail': (64, None)}, {'redis', 'loki'}),
+    # the commit limit below what the reserve leaves: the services are divided within the limit
     ('2g-2cpu-whole-1-worker-limit-50', host(2048, 2), whole_stack(1), {'commit_limit_percent': 50},
-     (512, 1536, 1536, 75.0, False),
-     {'web': (500, 3), 'worker1': (480, 2), 'beat': (80, None), 'redis': (123, None), 'loki': (289, None),
-      'promtail': (64, None)}, {'redis', 'loki'}),
+     (512, 1024, 1024, 50.0, True),
+     {'web': (200, 1), 'worker1': (280, 1), 'beat': (80, None), 'redis': (115, None), 'loki': (285, None),
+      'promtail': (64, None)}, {'web', 'worker1', 'redis', 'loki'}),
     ('2g-2cpu-whole-3-workers', host(2048, 2), whole_stack(3), {},
      (512, 1536, 1536, 75.0, True),
      # every pool at its minimum (1504 MB with the shares at min), the last 32 MB back to the shares
@@ -285,7 +286,7 @@ ORDER = [
 
 @pytest.mark.parametrize('services, expected', [row[1:] for row in ORDER], ids=_ids(ORDER))
 def test_division_order(services, expected):
-    budget = BUDGET(H2, services, reserved_memory_mb=0)
+    budget = BUDGET(H2, services, reserved_memory_mb=0, commit_limit_percent=100)
     got = {}
     for name, want in expected.items():
         service = budget['services'][name]
