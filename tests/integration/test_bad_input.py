@@ -56,7 +56,7 @@ CASES = {
     "a batch hook by a relative path": ({"flaskfleet_batch_pre_tasks": "hooks/drain.yml"}, "flaskfleet_batch_pre_tasks"),
     "cache without an eviction policy": ({"redis_cache_enabled": True, "redis_cache_policy": "lru"}, "redis_cache_policy"),
     "no host runs beat": ({"celery_beat_host": "elsewhere"}, "celery_beat_host"),
-    "services over the commit limit": ({"flaskfleet_memory_commit_limit": 5}, "flaskfleet_memory_commit_limit"),
+    "services over the commit limit": ({"flaskfleet_memory_commit_limit": 2}, "flaskfleet_memory_commit_limit"),
     "a commit limit that is not a percentage": ({"flaskfleet_memory_commit_limit": 0}, "flaskfleet_memory_commit_limit"),
     "a memory reserve that is not MB": ({"flaskfleet_memory_reserved_mb": "lots"}, "flaskfleet_memory_reserved_mb"),
     "Redis larger than the host": ({"redis_broker_maxmemory_mb": 10_000_000}, "redis_broker_maxmemory_mb"),
