@@ -102,4 +102,3 @@ def test_redis_and_loki_get_what_the_plan_shows(plan):
     loki = _host(loki_name)
     assert unit_memory_limit(loki, "loki") == shown["memory_max_mb"] * MB
     assert int(loki.check_output("systemctl show -P MemoryHigh loki")) == shown["memory_high_mb"] * MB
-
