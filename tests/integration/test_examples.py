@@ -37,7 +37,10 @@ def test_the_example_fleet_plans_on_every_host(tmp_path):
     assert plan["web1.example.com"]["gunicorn"]["workload"] == "mixed"
     assert plan["worker1.example.com"]["celery"]["workload"] == "io"
     assert plan["redis1.example.com"]["redis"]["instances"][0]["maxmemory_mb"] == int(plan["redis1.example.com"]["memory_mb"] * 0.4)
-    assert plan["logs1.example.com"]["loki"]["bound"] == "memory"
+    # Loki's cap comes from its share of the host's memory budget (its planned use, GOMEMLIMIT, is 75 % of the cap)
+    logs = plan["logs1.example.com"]
+    assert logs["loki"]["bound"] == "budget", logs["loki"]
+    assert logs["loki"]["memory_max_mb"] == logs["budget"]["services"]["loki"]["planned_mb"] * 4 // 3, logs
     # and every role's checks accept it (the preflight play of the fleet playbook), with
     # the demo app in place of the example's checkout of "shop" and a pair made here for its certificate
     crt, key = tmp_path / "shop.crt", tmp_path / "shop.key"
