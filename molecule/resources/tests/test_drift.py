@@ -55,17 +55,18 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     web_name, redis_name = group_hosts("flask_web")[0], group_hosts("redis")[0]
     web, redis = _host(web_name), _host(redis_name)
     unit, config = f"/etc/systemd/system/{SERVICE}.service", f"/etc/flaskfleet/{SERVICE}.conf.py"
+    caps = f"/etc/systemd/system/{SERVICE}.service.d/50-flaskfleet-memory.conf"
     site, promtail, broker = "/etc/nginx/sites-available/app.conf", "/etc/promtail/promtail.yml", "/etc/redis/redis-broker.conf"
 
-    # By hand: a header in the site (reloaded), one Gunicorn worker (reloaded), another cap in
-    # the unit file (no daemon-reload), a debug log level for Promtail, a line in Redis's file and
-    # a server-side idle timeout set live. Each marker is seen first: the test can fail.
+    # By hand: a header in the site (reloaded), one Gunicorn worker (reloaded), another restart
+    # delay in the unit file and another cap in its drop-in (no daemon-reload), a debug log level
+    # for Promtail, a line in Redis's file and a server-side idle timeout set live. Each marker is seen first: the test can fail.
     web.check_output("sed -i 's/^\\(\\s*\\)add_header X-Request-ID/\\1add_header X-Drift by-hand always;\\n&/'"
                      f" {site} && nginx -t -q && systemctl reload nginx")
     assert wait_for(lambda: "x-drift: by-hand" in _headers(web), timeout=20) is not None
     web.check_output(f"sed -i 's/^workers = .*/workers = 1/' {config} && systemctl reload {SERVICE}")
     assert wait_for(lambda: len(gunicorn_workers(web)) == 1, timeout=60) is not None
-    web.check_output(f"sed -i 's/^MemoryMax=.*/MemoryMax=1234M/' {unit}")
+    web.check_output(f"sed -i 's/^RestartSec=.*/RestartSec=7/' {unit} && sed -i 's/^MemoryMax=.*/MemoryMax=1234M/' {caps}")
     assert web.check_output(f"systemctl show -P NeedDaemonReload {SERVICE}") == "yes"
     web.check_output(f"sed -i 's/^  log_level: info/  log_level: debug/' {promtail}")
     assert _grep(web, "^  log_level: debug", promtail)
@@ -80,8 +81,8 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     workers = int(web.check_output(f"sed -n 's/^workers = //p' {config}"))
     assert workers >= 2
     assert wait_for(lambda: len(gunicorn_workers(web)) == workers, timeout=60) is not None, gunicorn_workers(web)
-    cap_mb = int(web.check_output(f"sed -n 's/^MemoryMax=\\([0-9]*\\)M$/\\1/p' {unit}"))
-    assert cap_mb != 1234
+    cap_mb = int(web.check_output(f"sed -n 's/^MemoryMax=\\([0-9]*\\)M$/\\1/p' {caps}"))
+    assert cap_mb != 1234 and not _grep(web, "^RestartSec=7$", unit)
     assert web.check_output(f"systemctl show -P NeedDaemonReload {SERVICE}") == "no"
     assert unit_memory_limit(web, SERVICE) == cap_mb * 1024 * 1024
     assert not _grep(web, "^  log_level: debug", promtail)

@@ -178,12 +178,12 @@ def test_a_run_stopped_after_writing_the_site_leaves_its_reload_to_the_next_run(
 
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")
 def test_a_first_install_whose_app_cannot_start_fails_naming_the_service(web):
-    # Gunicorn as never installed on this host (units and registry entry gone), and a
+    # Gunicorn as never installed on this host (units, their drop-ins and registry entry gone), and a
     # release whose app cannot be imported (its package unreadable)
     package = web.check_output("ls -d $(readlink -f /srv/app/current)/venv/lib/python3*/site-packages/flaskfleet_demo")
     forget = ("import json; p = '/var/lib/flaskfleet/supervise.json'; r = json.load(open(p));"
               f" r['services'].pop('{SERVICE}'); json.dump(r, open(p, 'w'))")
-    web.check_output(f"systemctl disable --now {SERVICE}.socket {SERVICE}.service && rm /etc/systemd/system/{SERVICE}.s*"
+    web.check_output(f"systemctl disable --now {SERVICE}.socket {SERVICE}.service && rm -r /etc/systemd/system/{SERVICE}.s*"
                      f" && systemctl daemon-reload && python3 -c {shlex.quote(forget)} && chmod 000 {package}")
     try:
         failed = converge(WEB, {"gunicorn_health_timeout": 10}, "--tags", "gunicorn")

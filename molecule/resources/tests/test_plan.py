@@ -13,7 +13,7 @@ import re
 
 import pytest
 import testinfra
-from flaskfleet_testlib.ansible_cli import ansible_run
+from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks, converge
 from flaskfleet_testlib.cgroups import unit_memory_limit
 from flaskfleet_testlib.engine import engine_cli
 from flaskfleet_testlib.inventory import group_hosts
@@ -102,3 +102,23 @@ def test_redis_and_loki_get_what_the_plan_shows(plan):
     loki = _host(loki_name)
     assert unit_memory_limit(loki, "loki") == shown["memory_max_mb"] * MB
     assert int(loki.check_output("systemctl show -P MemoryHigh loki")) == shown["memory_high_mb"] * MB
+
+
+def test_a_new_memory_cap_applies_to_the_running_service(plan):
+    """gunicorn_memory_max_mb changed: the kernel enforces the new cap at once and the master
+    keeps running (set-property, no restart); then back to the plan's cap the same way."""
+    data, _out = plan
+    name = group_hosts("flask_web")[0]
+    host, planned_max = _host(name), data[name]["gunicorn"]["memory_max_mb"]
+    # Under socket activation an earlier test may have left only the listener up: start the
+    # service first (a no-op when it runs), so the master below is the one that must survive.
+    host.check_output(f"systemctl start {SERVICE}")
+    master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
+    assert master != "0"
+    for cap_mb in (planned_max + 64, None):
+        proc = converge(name, {"gunicorn_memory_max_mb": cap_mb} if cap_mb else None, "--tags", "gunicorn")
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        changed = changed_tasks(proc.stdout)
+        assert any("Apply the new memory caps to the running service" in task for task in changed), changed
+        assert unit_memory_limit(host, SERVICE) == (cap_mb or planned_max) * MB
+        assert host.check_output(f"systemctl show -P MainPID,NeedDaemonReload {SERVICE}").split() == [master, "no"]
