@@ -11,6 +11,7 @@ Standard library only; changes nothing.
 """
 from __future__ import annotations
 
+import datetime
 import glob
 import json
 import os
@@ -24,6 +25,7 @@ PY_SPY = SETTINGS.get("py_spy", "")
 QUEUE_WARN = int(SETTINGS.get("queue_warn", 100))
 MEMORY_WARN = float(SETTINGS.get("memory_warn", 0.8))
 RESTART_WARN = int(SETTINGS.get("restart_warn", 3))
+CERT_WARN_DAYS = float(SETTINGS.get("certificate_warn_days", 14))
 UNIT_PATTERNS = ("gunicorn-*", "celery-*", "nginx.service", "redis-server@*", "loki.service", "promtail.service",
                  "supervisor.service")
 # A frame of Flask handling a request: the frames below it are the app's.
@@ -132,6 +134,31 @@ def nginx_test():
     return {"ok": code == 0, "output": (out + err).strip()}
 
 
+def certificates():
+    """Every certbot lineage on the host: days left (from its certificate), and whether the last
+    renewal run (certbot.service, started by certbot.timer) failed. None without certbot."""
+    live = "/etc/letsencrypt/live"
+    if not os.path.isdir(live):
+        return None
+    lineages = {}
+    for name in sorted(os.listdir(live)):
+        path = os.path.join(live, name, "cert.pem")
+        if not os.path.isfile(path):
+            continue
+        _code, out, _err = run(["openssl", "x509", "-in", path, "-noout", "-enddate"])
+        end = out.strip().split("=", 1)[-1]
+        try:
+            ends = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            lineages[name] = {"not_after": end, "days_left": None}
+            continue
+        left = (ends - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+        lineages[name] = {"not_after": ends.isoformat(), "days_left": round(left, 1)}
+    _code, result, _err = run(["systemctl", "show", "-P", "Result", "certbot.service"])
+    _code, state, _err = run(["systemctl", "is-failed", "certbot.service"])
+    return {"lineages": lineages, "renewal_failed": state.strip() == "failed", "renewal_result": result.strip()}
+
+
 def redis_queues():
     secret = "/etc/redis/flaskfleet-admin.secret"
     if not os.path.exists(secret):
@@ -217,6 +244,15 @@ def traps(report):
             found.append(f"Redis {queue}: queue backing up ({length} messages)")
     if report["nginx"] and not report["nginx"]["ok"]:
         found.append("nginx: its configuration fails nginx -t")
+    certs = report.get("certificates")
+    if certs:
+        for name, lineage in certs["lineages"].items():
+            if lineage["days_left"] is not None and lineage["days_left"] < CERT_WARN_DAYS:
+                found.append(f"certificate {name}: expires in {lineage['days_left']} days ({lineage['not_after']}): "
+                             "its renewal is not happening")
+        if certs["renewal_failed"]:
+            found.append(f"certbot.service: the last renewal failed ({certs['renewal_result']}): "
+                         "journalctl -u certbot.service says why")
     return found
 
 
@@ -231,6 +267,7 @@ def main():
         "kernel_oom": oom,
         "nginx": nginx_test(),
         "redis_queues": redis_queues(),
+        "certificates": certificates(),
     }
     report["py_spy"] = workers(services, programs)
     report["traps"] = traps(report)

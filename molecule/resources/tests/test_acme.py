@@ -1,0 +1,172 @@
+# Copyright (c) flaskfleet.stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Certificates from ACME, against a real ACME server: Pebble (Let's Encrypt's test server, from
+Debian's package) runs on the Redis host as a systemd unit this module makes. The first web host
+switches to `nginx_tls_source: acme`: certbot orders through its port 80, nginx serves on 443 a
+chain that verifies against Pebble's issuing root for exactly the names asked; a rerun orders
+nothing; an added name orders exactly once; certbot's own timer unit renews (Pebble issues 30-day
+certificates, due at once for certbot 2.1 and 4.0) and nginx serves the new serial with its master
+kept and no failed request under load; a failed renewal leaves certbot.service failed and the
+diagnosis names it; going back to the self-signed source removes the lineage and its renewal.
+
+Two trusts, as in production: certbot trusts Pebble's HTTPS listener through the collection's
+extra-CA option (ca_certificates_extra_files); the test's client verifies what nginx serves
+against Pebble's root (/roots/0, new at every Pebble start).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import testinfra
+from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks, converge
+from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.https import Load
+from flaskfleet_testlib.inventory import group_hosts
+from flaskfleet_testlib.service import wait_for
+from flaskfleet_testlib.stack import SITE_NAME, SUPERVISOR
+
+pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or not group_hosts("redis"),
+                                reason="scenario default (Pebble on the Redis host)")
+
+NAMES = [SITE_NAME, f"www.{SITE_NAME}"]
+MORE_NAMES = [*NAMES, f"api.{SITE_NAME}"]
+ORDER = "Order the certificate from"
+PEBBLE_CONFIG = """{"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+ "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem", "httpPort": 80, "tlsPort": 443,
+ "ocspResponderURL": "", "externalAccountBindingRequired": false, "certificateValidityPeriod": 2592000}}"""
+PEBBLE_UNIT = """[Unit]
+Description=Pebble ACME test server
+After=network.target
+[Service]
+Environment=PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0
+ExecStart=/usr/bin/pebble -config /etc/pebble/pebble-config.json
+"""
+
+
+def _host(name):
+    return testinfra.get_host(f"{engine_cli()}://{name}")
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory):
+    """Pebble on the Redis host (its HTTPS listener's pair made here), the web host's names
+    resolving to the web host for Pebble's validator, and the listener's CA on the controller."""
+    name, web = group_hosts("redis")[0], group_hosts("flask_web")[0]
+    host = _host(name)
+    host.check_output("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble >/dev/null")
+    host.check_output(
+        "set -e; mkdir -p /etc/pebble; cd /etc/pebble;"
+        " openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 30 -keyout ca.key -out ca.pem"
+        " -subj '/CN=flaskfleet test Pebble listener CA' -addext basicConstraints=critical,CA:TRUE 2>/dev/null;"
+        f" openssl req -new -nodes -newkey rsa:2048 -keyout key.pem -out server.csr -subj /CN={name} 2>/dev/null;"
+        f" printf 'subjectAltName=DNS:{name}\\nextendedKeyUsage=serverAuth\\n' > san.ext;"
+        " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -sha256"
+        " -extfile san.ext -out cert.pem 2>/dev/null")
+    host.check_output(f"cat > /etc/pebble/pebble-config.json <<'EOF'\n{PEBBLE_CONFIG}\nEOF")
+    host.check_output(f"cat > /etc/systemd/system/pebble.service <<'EOF'\n{PEBBLE_UNIT}EOF")
+    # Pebble's validator resolves the names with the system resolver: they are the web host
+    address = host.check_output(f"getent hosts {web} | cut -d' ' -f1")
+    host.check_output(f"grep -v '{SITE_NAME}' /etc/hosts > /tmp/hosts; echo '{address} {' '.join(MORE_NAMES)}' >> /tmp/hosts;"
+                      " cat /tmp/hosts > /etc/hosts")
+    host.check_output("systemctl daemon-reload && systemctl restart pebble")
+    assert wait_for(lambda: host.run(f"curl -sf --cacert /etc/pebble/ca.pem https://{name}:14000/dir").rc == 0, 30)
+    assert "validity period of 2592000 seconds" in host.check_output("journalctl -u pebble -b --no-pager")
+    # Pebble keeps its accounts in memory: one the web host registered with an earlier Pebble is unknown
+    # to this one (certbot then fails with accountDoesNotExist)
+    web_host = _host(web)
+    web_host.check_output(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000'")
+    ca = tmp_path_factory.mktemp("pebble") / "pebble-listener.crt"
+    ca.write_text(host.file("/etc/pebble/ca.pem").content_string)
+    yield {"host": host, "name": name, "ca": str(ca)}
+    host.run("systemctl disable --now pebble; rm -f /etc/systemd/system/pebble.service; systemctl daemon-reload")
+    web_host.run(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000'")
+
+
+def _served(web, root):
+    """What nginx serves on 443 for the site's name: (serial, SAN names), and whether its chain
+    verifies against Pebble's root (the verification runs on the web host itself)."""
+    web.check_output(f"cat > /tmp/pebble-root.pem <<'EOF'\n{root}\nEOF")
+    out = web.run(f"openssl s_client -connect 127.0.0.1:443 -servername {SITE_NAME} -CAfile /tmp/pebble-root.pem"
+                  " -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -ext subjectAltName")
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    serial = next((line.split("=", 1)[1] for line in lines if line.startswith("serial=")), None)
+    names = sorted(part.strip().removeprefix("DNS:") for line in lines if line.startswith("DNS:") for part in line.split(","))
+    return serial, names
+
+
+def _diagnose(name, tmp_path, warn_days):
+    proc = ansible_run(["ansible-playbook", "playbooks/diagnose.yml", "--limit", name, "-e", json.dumps({
+        "flaskfleet_diagnose_dir": str(tmp_path), "flaskfleet_diagnose_py_spy": False,
+        "flaskfleet_diagnose_certificate_warn_days": warn_days})], check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return json.loads((tmp_path / "summary.json").read_text())[name]
+
+
+def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_path):
+    name = group_hosts("flask_web")[0]
+    web = _host(name)
+    settings = {"nginx_tls_source": "acme", "nginx_server_names": NAMES,
+                "nginx_acme_directory": f"https://{pebble['name']}:14000/dir",
+                "ca_certificates_extra_files": [pebble["ca"]]}
+    root = pebble["host"].check_output(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:15000/roots/0")
+
+    # issued: the first run on a host without a certificate (nginx answers the challenge on port 80
+    # while it serves the self-signed pair)
+    proc = converge(name, settings)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert any(ORDER in task for task in changed_tasks(proc.stdout)), changed_tasks(proc.stdout)
+    serial, names = _served(web, root)
+    assert serial and names == sorted(NAMES), (serial, names)
+    renewal = web.check_output("cat /etc/letsencrypt/renewal/app.conf")
+    assert f"server = {settings['nginx_acme_directory']}" in renewal and "renew_hook = " in renewal, renewal
+    assert web.check_output("systemctl is-enabled certbot.timer") == "enabled"
+
+    # a rerun orders nothing (the CA's duplicate-certificate limit)
+    proc = converge(name, settings, "--tags", "nginx")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert not changed_tasks(proc.stdout), changed_tasks(proc.stdout)
+    assert _served(web, root)[0] == serial
+
+    # a name added: exactly one new order, for the new set of names
+    settings["nginx_server_names"] = MORE_NAMES
+    proc = converge(name, settings, "--tags", "nginx")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert sum(ORDER in task for task in changed_tasks(proc.stdout)) == 1, changed_tasks(proc.stdout)
+    serial, names = _served(web, root)
+    assert names == sorted(MORE_NAMES), names
+
+    # renewed by certbot's own unit, as its timer starts it: a 30-day certificate is due; nginx
+    # reloads (its master stays) and serves the new serial, with no failed request meanwhile
+    master = web.check_output("cat /run/nginx.pid")
+    with Load([published_port(name)]) as load:
+        load.wait_requests(20)
+        began = time.monotonic()
+        web.check_output("systemctl start certbot.service")
+        renewed = wait_for(lambda: _served(web, root)[0] not in (None, serial), 30)
+        load.wait_requests(40)
+    measured = load.summary(began)
+    assert renewed is not None, "nginx still serves the old certificate after certbot.service renewed it"
+    assert web.check_output("systemctl show -P Result certbot.service") == "success"
+    assert web.check_output("cat /run/nginx.pid") == master
+    assert measured["failed_requests"] == 0, (measured, load.failures)
+    assert _served(web, root)[1] == sorted(MORE_NAMES)
+
+    # a renewal that fails (the CA unreachable) leaves certbot.service failed, and the diagnosis
+    # names it; a certificate within the warning's days of its end is named too (30-day ones here)
+    pebble["host"].check_output("systemctl stop pebble")
+    assert web.run("systemctl start certbot.service").rc != 0
+    traps = _diagnose(name, tmp_path, 31)
+    assert any(t.startswith("certbot.service: the last renewal failed") for t in traps), traps
+    assert any(t.startswith("certificate app: expires in ") for t in traps), traps
+    web.check_output("systemctl reset-failed certbot.service")
+
+    # leaving ACME: nginx serves the self-signed pair again, and nothing renews the lineage
+    proc = converge(name, {"ca_certificates_extra_files": [pebble["ca"]]}, "--tags", "nginx")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert web.run("test -e /etc/letsencrypt/renewal/app.conf || test -e /etc/letsencrypt/live/app").rc == 1
+    assert _served(web, root)[0] is None  # the self-signed certificate does not verify against Pebble's root
+    assert web.run(f"curl -sf -k --resolve {SITE_NAME}:443:127.0.0.1 https://{SITE_NAME}/healthz").rc == 0
+    web.run("rm -f /usr/local/share/ca-certificates/flaskfleet/pebble-listener.crt && update-ca-certificates")
