@@ -111,12 +111,13 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
 
 
 def _running_class(host):
-    """The worker class the running workers show: gevent's extension mapped, or threads, or neither."""
-    worker = gunicorn_workers(host)[0]
-    if host.run(f"grep -q gevent /proc/{worker}/maps").rc == 0:
+    """The worker class the running workers show: gevent's extension mapped, or threads, or neither.
+    All workers are looked at: a gthread worker starts its threads with its first request."""
+    workers = gunicorn_workers(host)
+    if any(host.run(f"grep -q gevent /proc/{worker}/maps").rc == 0 for worker in workers):
         return "gevent"
-    threads = int(host.check_output(f"awk '/^Threads:/ {{print $2}}' /proc/{worker}/status"))
-    return "gthread" if threads > 1 else "sync"
+    threads = [int(host.check_output(f"awk '/^Threads:/ {{print $2}}' /proc/{worker}/status")) for worker in workers]
+    return "gthread" if max(threads) > 1 else "sync"
 
 
 @pytest.mark.skipif(SUPERVISOR != "systemd", reason="once, in scenario default")

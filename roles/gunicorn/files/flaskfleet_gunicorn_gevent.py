@@ -16,11 +16,21 @@ first request, and every request in progress, are left to finish.
 Gunicorn's config calls close_idle_at_stop(worker) from post_worker_init.
 """
 import contextlib
+import errno
 import weakref
 
 import gevent
 
 POLL = 0.2  # seconds between looks at the worker's state
+
+
+# What an idle wait ends with. Not gevent's GreenletExit: Gunicorn answers any
+# other exception with a 500 written on the connection, and nginx could read
+# that stray 500 as the answer to the next request it sends on it (seen under
+# load: a GET answered 500 during a gevent -> sync restart). A reset
+# connection is closed in silence, as when the peer goes away.
+def _ended():
+    return ConnectionResetError(errno.ECONNRESET, "idle keep-alive connection ended: the worker stops")
 
 
 def close_idle_at_stop(worker, poll=POLL):
@@ -46,7 +56,7 @@ def close_idle_at_stop(worker, poll=POLL):
             gevent.sleep(poll)
         while True:  # until the worker exits: connections served meanwhile go idle too
             for greenlet in list(idle):
-                greenlet.kill(block=False)
+                greenlet.kill(exception=_ended(), block=False)
             gevent.sleep(poll)
 
     worker.timeout_ctx = timeout_ctx
