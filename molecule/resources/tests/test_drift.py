@@ -9,9 +9,11 @@ file and a live setting (CONFIG SET). The rerun puts each back, and what
 serves runs the managed configuration: nginx and Gunicorn answer as
 configured, the unit needs no daemon-reload and its cgroup has the managed
 cap, Redis's live value is the managed one. The run after that changes nothing.
+And before any of it: no managed unit on any host waits for a daemon-reload.
 """
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -49,6 +51,24 @@ def _rerun(names):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     return output
+
+
+def test_every_managed_unit_runs_as_its_files_say():
+    """After the scenario's converges, no unit of the registry (or its listener) on any host waits for a
+    daemon-reload: systemd runs what the files say, and a rerun has nothing to start."""
+    stale = []
+    for name in group_hosts():
+        host = _host(name)
+        registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
+        units = [f"{service}.{kind}" for service, entry in sorted(registry["services"].items())
+                 if entry.get("backend") == "systemd" for kind in ("service", "socket")]
+        assert units, registry
+        shown = host.check_output("systemctl show -p Id -p LoadState -p NeedDaemonReload " + " ".join(units))
+        for block in shown.split("\n\n"):
+            props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if props.get("LoadState") == "loaded" and props.get("NeedDaemonReload") != "no":
+                stale.append(f"{name}: {props['Id']}")
+    assert not stale, stale
 
 
 def test_a_rerun_repairs_what_was_changed_by_hand():
