@@ -22,7 +22,7 @@ from flaskfleet_testlib.engine import published_port
 from flaskfleet_testlib.faults import record_fault
 from flaskfleet_testlib.https import Load, MixedLoad
 from flaskfleet_testlib.releases import EXCLUDED, app_source, release_vars
-from flaskfleet_testlib.service import curl_in, gunicorn_workers, main_pid
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, main_pid, supervise_registry
 from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 # Deploys touch the app and Gunicorn only (the checks of every role still run); the
@@ -106,7 +106,7 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
     assert _version(host) == "1.0.2+after-failure"
     # removed from the source: no longer downloadable
     assert _status(host, "/static/extra.txt") == "404"
-    registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
+    registry = supervise_registry(host)
     assert registry["pending"] == {}, registry
 
 

@@ -13,7 +13,6 @@ And before any of it: no managed unit on any host waits for a daemon-reload.
 """
 from __future__ import annotations
 
-import json
 import shlex
 
 import pytest
@@ -22,7 +21,7 @@ from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks
 from flaskfleet_testlib.cgroups import unit_memory_limit
 from flaskfleet_testlib.engine import engine_cli
 from flaskfleet_testlib.inventory import group_hosts
-from flaskfleet_testlib.service import curl_in, gunicorn_workers, wait_for
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, supervise_registry, wait_for
 from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
 pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or not group_hosts("redis") or
@@ -59,7 +58,7 @@ def test_every_managed_unit_runs_as_its_files_say():
     stale = []
     for name in group_hosts():
         host = _host(name)
-        registry = json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
+        registry = supervise_registry(host)
         units = [f"{service}.{kind}" for service, entry in sorted(registry["services"].items())
                  if entry.get("backend") == "systemd" for kind in ("service", "socket")]
         assert units, registry

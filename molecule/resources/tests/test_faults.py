@@ -16,7 +16,6 @@ how the master is restarted and what holds the memory cap).
 """
 from __future__ import annotations
 
-import json
 import shlex
 import time
 
@@ -29,7 +28,7 @@ from flaskfleet_testlib.engine import engine_cli, published_port
 from flaskfleet_testlib.faults import record_fault
 from flaskfleet_testlib.https import Load, MixedLoad
 from flaskfleet_testlib.inventory import group_hosts
-from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid, wait_for
+from flaskfleet_testlib.service import curl_in, gunicorn_workers, healthz_ok, main_pid, supervise_registry, wait_for
 from flaskfleet_testlib.stack import CAPPED_UNIT, SERVICE, SUPERVISOR
 
 WEB = group_hosts("flask_web")[0]
@@ -172,7 +171,7 @@ def test_a_run_stopped_after_writing_the_site_leaves_its_reload_to_the_next_run(
     back = converge(WEB, None, "--tags", "nginx")
     assert back.returncode == 0, back.stdout[-3000:]
     assert "x-stopped-run" not in _headers(web)
-    registry = json.loads(web.check_output("cat /var/lib/flaskfleet/supervise.json"))
+    registry = supervise_registry(web)
     assert registry["pending"] == {} and registry["services"]["nginx"]["adopted"], registry
 
 
@@ -198,4 +197,4 @@ def test_a_first_install_whose_app_cannot_start_fails_naming_the_service(web):
     again = converge(WEB, None, "--tags", "gunicorn")
     assert again.returncode == 0, again.stdout[-3000:]
     assert wait_for(lambda: healthz_ok(web), timeout=30) is not None
-    assert SERVICE in json.loads(web.check_output("cat /var/lib/flaskfleet/supervise.json"))["services"]
+    assert SERVICE in supervise_registry(web)["services"]

@@ -5,6 +5,7 @@
 nginx, and waiting until a condition holds."""
 from __future__ import annotations
 
+import json
 import shlex
 import time
 
@@ -17,6 +18,11 @@ def main_pid(host, backend=None):
         return host.check_output(f"systemctl show -P MainPID {SERVICE}")
     out = host.run(f"supervisorctl pid {SERVICE}").stdout.strip()
     return out if out.isdigit() else "0"
+
+
+def supervise_registry(host):
+    """The supervise role's registry on the host: its services (backend, files, health) and pending actions."""
+    return json.loads(host.check_output("cat /var/lib/flaskfleet/supervise.json"))
 
 
 def gunicorn_workers(host):
