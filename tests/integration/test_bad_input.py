@@ -137,3 +137,64 @@ def test_a_public_address_is_accepted_when_named_with_the_explicit_consent(outco
     assert "check mode stops here" in output, output[-3000:]
     # the refusal of the same address without the consent is a case of the table above
     assert "flaskfleet_allow_public_listen" in outcomes["Redis on a public address"].stdout
+
+
+# The zips from a release URL (the roles' default: the upstream release page), served here by a local
+# HTTP server from copies of the artifacts: the good case fetches Loki's zip into the controller's cache
+# and passes; the bad ones are refused in the preflight, naming what to fix, before any host changes.
+def _release_dirs(root):
+    artifacts = pathlib.Path(os.environ.get("FLASKFLEET_ARTIFACTS") or ROOT.parent / "shared" / "artifacts")
+    sums = (artifacts / "SHA256SUMS").read_text()
+    for name, listed in (("good", sums), ("no-line", "".join(line for line in sums.splitlines(True) if "loki" not in line)),
+                         ("no-sums", None)):
+        (root / name).mkdir()
+        (root / name / "loki-linux-amd64.zip").symlink_to(artifacts / "loki-linux-amd64.zip")
+        if listed is not None:
+            (root / name / "SHA256SUMS").write_text(listed)
+
+
+URL_CASES = {
+    "good": ({}, None),
+    "a zip that does not match loki_sha256": ({"loki_sha256": "0" * 64}, "was refused: its sha256 must be " + "0" * 64),
+    "a release without SHA256SUMS": ({}, "Check loki_version and loki_release_url"),
+    "SHA256SUMS without the zip's line": ({}, "has no sha256 line for loki-linux-amd64.zip"),
+}
+URL_DIRS = {"good": "good", "a zip that does not match loki_sha256": "good", "a release without SHA256SUMS": "no-sums",
+            "SHA256SUMS without the zip's line": "no-line"}
+
+
+@pytest.fixture(scope="module")
+def url_outcomes(inventory, tmp_path_factory):
+    import functools
+    import http.server
+    import threading
+    served = tmp_path_factory.mktemp("releases")
+    _release_dirs(served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cache, facts = tmp_path_factory.mktemp("zip-cache"), tmp_path_factory.mktemp("url-facts")
+    try:
+        return {name: _check(inventory, {"loki_artifact_dir": "", "release_zip_cache_dir": str(cache),
+                                         "loki_release_url": f"http://127.0.0.1:{server.server_port}/{URL_DIRS[name]}",
+                                         **extra}, facts)
+                for name, (extra, _text) in URL_CASES.items()}, cache
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("case", sorted(URL_CASES))
+def test_a_release_url_is_read_and_its_zip_checked_on_the_controller(url_outcomes, case):
+    outcomes, cache = url_outcomes
+    proc = outcomes[case]
+    output = proc.stdout + proc.stderr
+    expected = URL_CASES[case][1]
+    if expected is None:
+        assert proc.returncode == 0, output[-3000:]
+        assert "check mode stops here" in output, output[-3000:]
+        assert "TASK [flaskfleet.stack.release_zip : Download loki-linux-amd64.zip]" in output, output[-3000:]
+        assert list(cache.rglob("loki-linux-amd64.zip")), sorted(cache.rglob("*"))
+        return
+    assert proc.returncode != 0, output[-3000:]
+    assert expected in output, output[-3000:]
+    assert not any(f"PLAY [{play}" in output for play in ("Redis hosts", "App hosts", "Loki host", "Every host")), output[-3000:]
