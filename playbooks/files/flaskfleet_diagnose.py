@@ -134,29 +134,43 @@ def nginx_test():
     return {"ok": code == 0, "output": (out + err).strip()}
 
 
+# Where a web host's ACME certificates are: certbot's lineages (an owner, or a
+# single host), and those a peer fetched from its owner; and the unit whose
+# failure means the certificate is not kept fresh there.
+CERT_SOURCES = (("/etc/letsencrypt/live", "certbot.service"),
+                ("/var/lib/flaskfleet/nginx-acme", "flaskfleet-nginx-acme-pull.service"))
+
+
+def _days_left(path):
+    _code, out, _err = run(["openssl", "x509", "-in", path, "-noout", "-enddate"])
+    end = out.strip().split("=", 1)[-1]
+    try:
+        ends = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return {"not_after": end, "days_left": None}
+    left = (ends - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+    return {"not_after": ends.isoformat(), "days_left": round(left, 1)}
+
+
 def certificates():
-    """Every certbot lineage on the host: days left (from its certificate), and whether the last
-    renewal run (certbot.service, started by certbot.timer) failed. None without certbot."""
-    live = "/etc/letsencrypt/live"
-    if not os.path.isdir(live):
+    """Every ACME certificate on the host (certbot's lineages, or those fetched from an owner): days left,
+    and whether the last run of the unit that keeps it fresh (certbot.service, started by certbot.timer;
+    a peer's fetch unit) failed. None when the host has neither."""
+    lineages, failed = {}, {}
+    for live, unit in CERT_SOURCES:
+        if not os.path.isdir(live):
+            continue
+        for name in sorted(os.listdir(live)):
+            path = os.path.join(live, name, "cert.pem")
+            if os.path.isfile(path):
+                lineages[name] = _days_left(path)
+        _code, result, _err = run(["systemctl", "show", "-P", "Result", unit])
+        _code, state, _err = run(["systemctl", "is-failed", unit])
+        if state.strip() == "failed":
+            failed[unit] = result.strip()
+    if not lineages and not failed:
         return None
-    lineages = {}
-    for name in sorted(os.listdir(live)):
-        path = os.path.join(live, name, "cert.pem")
-        if not os.path.isfile(path):
-            continue
-        _code, out, _err = run(["openssl", "x509", "-in", path, "-noout", "-enddate"])
-        end = out.strip().split("=", 1)[-1]
-        try:
-            ends = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=datetime.timezone.utc)
-        except ValueError:
-            lineages[name] = {"not_after": end, "days_left": None}
-            continue
-        left = (ends - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
-        lineages[name] = {"not_after": ends.isoformat(), "days_left": round(left, 1)}
-    _code, result, _err = run(["systemctl", "show", "-P", "Result", "certbot.service"])
-    _code, state, _err = run(["systemctl", "is-failed", "certbot.service"])
-    return {"lineages": lineages, "renewal_failed": state.strip() == "failed", "renewal_result": result.strip()}
+    return {"lineages": lineages, "failed_units": failed}
 
 
 def redis_queues():
@@ -250,9 +264,8 @@ def traps(report):
             if lineage["days_left"] is not None and lineage["days_left"] < CERT_WARN_DAYS:
                 found.append(f"certificate {name}: expires in {lineage['days_left']} days ({lineage['not_after']}): "
                              "its renewal is not happening")
-        if certs["renewal_failed"]:
-            found.append(f"certbot.service: the last renewal failed ({certs['renewal_result']}): "
-                         "journalctl -u certbot.service says why")
+        for unit, result in certs["failed_units"].items():
+            found.append(f"{unit}: the last renewal failed ({result}): journalctl -u {unit} says why")
     return found
 
 

@@ -20,6 +20,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -56,6 +57,9 @@ CASES = {
     "OCSP stapling with Let's Encrypt": ({"nginx_tls_source": "acme", "nginx_ocsp_stapling": True,
                                           "nginx_resolvers": ["192.0.2.53"]}, "nginx_ocsp_stapling"),
     "half an external account binding": ({"nginx_tls_source": "acme", "nginx_acme_eab_kid": "kid-1"}, "nginx_acme_eab_kid"),
+    "an ACME owner that is no web host of these names": ({"nginx_tls_source": "acme", "nginx_acme_owner": "elsewhere"},
+                                                         "nginx_acme_owner"),
+    "an ACME share port out of range": ({"nginx_tls_source": "acme", "nginx_acme_share_port": 70000}, "nginx_acme_share_port"),
     "no unix sockets": ({"gunicorn_address_families": ["AF_INET"]}, "gunicorn_address_families"),
     "visibility timeout below the task time limit": ({"celery_visibility_timeout": 30}, "celery_visibility_timeout"),
     "no Redis password": ({"redis_app_password": ""}, "redis_app_password"),
@@ -197,4 +201,41 @@ def test_a_release_url_is_read_and_its_zip_checked_on_the_controller(url_outcome
         return
     assert proc.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]
+    assert not any(f"PLAY [{play}" in output for play in ("Redis hosts", "App hosts", "Loki host", "Every host")), output[-3000:]
+
+
+# Two web hosts with ACME (both the controller): what only a fleet can get wrong. Each case's second
+# host differs from the first by the variables given; the variable named must be in the refusal.
+PAIR_CASES = {
+    "names that overlap without being the same set": (
+        {"nginx_server_names": ["app.example.test", "www.example.test"]},
+        {"nginx_server_names": ["www.example.test", "api.example.test"]}, "nginx_server_names"),
+    "a peer asking another CA than its owner": (
+        {}, {"nginx_acme_directory": "https://ca.example.test/dir"}, "nginx_acme_directory"),
+}
+
+
+def _pair_inventory(inventory, directory, first, second):
+    data = yaml.safe_load(pathlib.Path(inventory).read_text())
+    host = data["flask_web"]["hosts"]["controller"]
+    acme = {"nginx_tls_source": "acme", "nginx_server_names": ["app.example.test", "www.example.test"]}
+    data["flask_web"]["hosts"] = {"controller": {**host, **acme, **first}, "controller2": {**host, **acme, **second}}
+    path = directory / "inventory.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair_outcomes(inventory, tmp_path_factory):
+    facts = tmp_path_factory.mktemp("pair-facts")
+    return {name: _check(_pair_inventory(inventory, tmp_path_factory.mktemp("pair"), first, second), {}, facts)
+            for name, (first, second, _var) in PAIR_CASES.items()}
+
+
+@pytest.mark.parametrize("case", sorted(PAIR_CASES))
+def test_acme_web_hosts_behind_one_name_are_refused_when_they_disagree(pair_outcomes, case):
+    proc = pair_outcomes[case]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert PAIR_CASES[case][2] in output and "fatal: [controller2]" in output, output[-3000:]
     assert not any(f"PLAY [{play}" in output for play in ("Redis hosts", "App hosts", "Loki host", "Every host")), output[-3000:]

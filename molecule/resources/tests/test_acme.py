@@ -170,3 +170,78 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
     assert _served(web, root)[0] is None  # the self-signed certificate does not verify against Pebble's root
     assert web.run(f"curl -sf -k --resolve {SITE_NAME}:443:127.0.0.1 https://{SITE_NAME}/healthz").rc == 0
     web.run("rm -f /usr/local/share/ca-certificates/flaskfleet/pebble-listener.crt && update-ca-certificates")
+
+
+def _point_names_at(pebble, web):
+    """Pebble's validator resolves the site's names to this web host."""
+    host = pebble["host"]
+    address = host.check_output(f"getent hosts {web} | cut -d' ' -f1")
+    host.check_output(f"grep -v '{SITE_NAME}' /etc/hosts > /tmp/hosts; echo '{address} {' '.join(MORE_NAMES)}' >> /tmp/hosts;"
+                      " cat /tmp/hosts > /etc/hosts")
+
+
+def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_reaches(pebble, tmp_path):
+    """Both web hosts with the same names from ACME: the owner (the first of them) alone orders; Pebble's
+    validation reaches the other one, its peer, which answers by asking the owner; the peer fetches the
+    certificate from the owner's share listener. A rerun orders and fetches nothing; the owner's renewal
+    reaches the peer by the peer's own fetch unit (as its timer starts it); a rebuilt peer orders nothing."""
+    webs = group_hosts("flask_web")
+    if len(webs) < 2:
+        pytest.skip("two web hosts")
+    owner, peer = webs[:2]
+    hosts = {name: _host(name) for name in (owner, peer)}
+    # the test before left Pebble stopped; a new start forgets every account (and makes a new root)
+    pebble["host"].check_output("systemctl start pebble")
+    assert wait_for(lambda: pebble["host"].run(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:14000/dir").rc == 0, 30)
+    hosts[owner].check_output(f"rm -rf '/etc/letsencrypt/accounts/{pebble['name']}:14000'")
+    root = pebble["host"].check_output(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:15000/roots/0")
+    root_file = tmp_path / "pebble-root.crt"
+    root_file.write_text(root + "\n")
+    _point_names_at(pebble, peer)
+    settings = {"nginx_tls_source": "acme", "nginx_server_names": NAMES,
+                "nginx_acme_directory": f"https://{pebble['name']}:14000/dir",
+                # the peers check the owner's share listener, whose certificate is Pebble's
+                "ca_certificates_extra_files": [pebble["ca"], str(root_file)]}
+    limit = ("--limit", f"{owner},{peer}", "--tags", "ca_certificates,nginx")
+
+    def run():
+        proc = ansible_run(["ansible-playbook", "molecule/resources/converge.yml", *limit, "-e", json.dumps(settings)],
+                           check=False)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        return changed_tasks(proc.stdout)
+
+    changed = run()
+    orders = [task for task in changed if ORDER in task]
+    assert len(orders) == 1 and orders[0].endswith(f" {owner}"), changed
+    assert any("Fetch the certificate from" in task and task.endswith(f" {peer}") for task in changed), changed
+    served = {name: _served(host, root) for name, host in hosts.items()}
+    assert served[owner][1] == served[peer][1] == sorted(NAMES) and served[owner][0] == served[peer][0], served
+    # the validation reached the peer, which passed it to the owner
+    challenges = hosts[peer].check_output("grep -c acme-challenge /var/log/nginx/app.json.log || true")
+    assert int(challenges or 0) > 0, "Pebble's validation did not reach the peer"
+
+    # a rerun orders nothing and fetches nothing
+    assert run() == []
+
+    # the owner renews (its certbot unit); the peer's fetch unit brings the new certificate, nginx reloaded
+    master = hosts[peer].check_output("cat /run/nginx.pid")
+    hosts[owner].check_output("systemctl start certbot.service")
+    renewed = _served(hosts[owner], root)[0]
+    assert renewed != served[owner][0]
+    hosts[peer].check_output("systemctl start flaskfleet-nginx-acme-pull.service")
+    assert _served(hosts[peer], root)[0] == renewed
+    assert hosts[peer].check_output("cat /run/nginx.pid") == master
+
+    # a rebuilt peer (nothing of ACME left on it) fetches, and orders nothing
+    hosts[peer].check_output("rm -rf /var/lib/flaskfleet/nginx-acme /etc/flaskfleet/nginx-acme-share.token")
+    changed = run()
+    assert not [task for task in changed if ORDER in task], changed
+    assert _served(hosts[peer], root)[0] == renewed
+
+    # both back to the self-signed source: nothing fetches or shares any more
+    settings = {"ca_certificates_extra_files": [pebble["ca"]]}
+    run()
+    for name, host in hosts.items():
+        assert host.run("test -e /etc/systemd/system/flaskfleet-nginx-acme-pull.timer"
+                        " || test -e /var/lib/flaskfleet-acme-share/app").rc == 1, name
+    _point_names_at(pebble, owner)
