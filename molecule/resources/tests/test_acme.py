@@ -34,6 +34,8 @@ pytestmark = pytest.mark.skipif(SUPERVISOR != "systemd" or not group_hosts("redi
 NAMES = [SITE_NAME, f"www.{SITE_NAME}"]
 MORE_NAMES = [*NAMES, f"api.{SITE_NAME}"]
 ORDER = "Order the certificate from"
+# Pebble by a second name: another directory URL, as staging and production are (the web host resolves it)
+ALT_DIRECTORY_HOST = "pebble-alt.test"
 PEBBLE_CONFIG = """{"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
  "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem", "httpPort": 80, "tlsPort": 443,
  "ocspResponderURL": "", "externalAccountBindingRequired": false, "certificateValidityPeriod": 2592000}}"""
@@ -62,7 +64,7 @@ def pebble(tmp_path_factory):
         " openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 30 -keyout ca.key -out ca.pem"
         " -subj '/CN=flaskfleet test Pebble listener CA' -addext basicConstraints=critical,CA:TRUE 2>/dev/null;"
         f" openssl req -new -nodes -newkey rsa:2048 -keyout key.pem -out server.csr -subj /CN={name} 2>/dev/null;"
-        f" printf 'subjectAltName=DNS:{name}\\nextendedKeyUsage=serverAuth\\n' > san.ext;"
+        f" printf 'subjectAltName=DNS:{name},DNS:{ALT_DIRECTORY_HOST}\\nextendedKeyUsage=serverAuth\\n' > san.ext;"
         " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -sha256"
         " -extfile san.ext -out cert.pem 2>/dev/null")
     host.check_output(f"cat > /etc/pebble/pebble-config.json <<'EOF'\n{PEBBLE_CONFIG}\nEOF")
@@ -77,12 +79,16 @@ def pebble(tmp_path_factory):
     # Pebble keeps its accounts in memory: one the web host registered with an earlier Pebble is unknown
     # to this one (certbot then fails with accountDoesNotExist)
     web_host = _host(web)
-    web_host.check_output(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000'")
+    web_host.check_output(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000'")
+    pebble_address = web_host.check_output(f"getent hosts {name} | cut -d' ' -f1")
+    web_host.check_output(f"grep -v '{ALT_DIRECTORY_HOST}' /etc/hosts > /tmp/hosts;"
+                          f" echo '{pebble_address} {ALT_DIRECTORY_HOST}' >> /tmp/hosts; cat /tmp/hosts > /etc/hosts")
     ca = tmp_path_factory.mktemp("pebble") / "pebble-listener.crt"
     ca.write_text(host.file("/etc/pebble/ca.pem").content_string)
     yield {"host": host, "name": name, "ca": str(ca)}
     host.run("systemctl disable --now pebble; rm -f /etc/systemd/system/pebble.service; systemctl daemon-reload")
-    web_host.run(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000'")
+    web_host.run(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000';"
+                 f" grep -v '{ALT_DIRECTORY_HOST}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts")
 
 
 def _served(web, root):
@@ -138,6 +144,18 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
     serial, names = _served(web, root)
     assert names == sorted(MORE_NAMES), names
 
+    # another directory (as from staging to production; here the same Pebble by another name): the
+    # lineage's renewal file pins the old one, so exactly one new order, from the new directory
+    settings["nginx_acme_directory"] = f"https://{ALT_DIRECTORY_HOST}:14000/dir"
+    proc = converge(name, settings, "--tags", "nginx")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert sum(ORDER in task for task in changed_tasks(proc.stdout)) == 1, changed_tasks(proc.stdout)
+    renewal = web.check_output("cat /etc/letsencrypt/renewal/app.conf")
+    assert f"server = {settings['nginx_acme_directory']}" in renewal, renewal
+    moved, names = _served(web, root)
+    assert moved not in (None, serial) and names == sorted(MORE_NAMES), (serial, moved, names)
+    serial = moved
+
     # renewed by certbot's own unit, as its timer starts it: a 30-day certificate is due; nginx
     # reloads (its master stays) and serves the new serial, with no failed request meanwhile
     master = web.check_output("cat /run/nginx.pid")
@@ -181,14 +199,15 @@ def _point_names_at(pebble, web):
 
 
 def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_reaches(pebble, tmp_path):
-    """Both web hosts with the same names from ACME: the owner (the first of them) alone orders; Pebble's
+    """Both web hosts with the same names from ACME: the owner (named by nginx_acme_owner: the second web
+    host, Debian 13's certbot 4.0, where the test above runs Debian 12's 2.1) alone orders; Pebble's
     validation reaches the other one, its peer, which answers by asking the owner; the peer fetches the
     certificate from the owner's share listener. A rerun orders and fetches nothing; the owner's renewal
     reaches the peer by the peer's own fetch unit (as its timer starts it); a rebuilt peer orders nothing."""
     webs = group_hosts("flask_web")
     if len(webs) < 2:
         pytest.skip("two web hosts")
-    owner, peer = webs[:2]
+    peer, owner = webs[:2]
     hosts = {name: _host(name) for name in (owner, peer)}
     # the test before left Pebble stopped; a new start forgets every account (and makes a new root)
     pebble["host"].check_output("systemctl start pebble")
@@ -198,7 +217,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     root_file = tmp_path / "pebble-root.crt"
     root_file.write_text(root + "\n")
     _point_names_at(pebble, peer)
-    settings = {"nginx_tls_source": "acme", "nginx_server_names": NAMES,
+    settings = {"nginx_tls_source": "acme", "nginx_server_names": NAMES, "nginx_acme_owner": owner,
                 "nginx_acme_directory": f"https://{pebble['name']}:14000/dir",
                 # the peers check the owner's share listener, whose certificate is Pebble's
                 "ca_certificates_extra_files": [pebble["ca"], str(root_file)]}
@@ -219,6 +238,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     # the validation reached the peer, which passed it to the owner
     challenges = hosts[peer].check_output("grep -c acme-challenge /var/log/nginx/app.json.log || true")
     assert int(challenges or 0) > 0, "Pebble's validation did not reach the peer"
+    print(f"one order for {owner} and {peer}, by {owner}'s {hosts[owner].check_output('certbot --version 2>&1')}")
 
     # a rerun orders nothing and fetches nothing
     assert run() == []
@@ -244,4 +264,4 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     for name, host in hosts.items():
         assert host.run("test -e /etc/systemd/system/flaskfleet-nginx-acme-pull.timer"
                         " || test -e /var/lib/flaskfleet-acme-share/app").rc == 1, name
-    _point_names_at(pebble, owner)
+    _point_names_at(pebble, peer)  # where the module's fixture pointed them
