@@ -91,6 +91,12 @@ def pebble(tmp_path_factory):
                  f" grep -v '{ALT_DIRECTORY_HOST}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts")
 
 
+def _issued(pebble, since):
+    """The certificates Pebble issued since a time of its host's clock (its log's issuance lines)."""
+    return int(pebble["host"].check_output(
+        f"journalctl -u pebble --since @{since} -o cat --no-pager | grep -c 'Issued certificate serial' || true") or 0)
+
+
 def _served(web, root):
     """What nginx serves on 443 for the site's name: (serial, SAN names), and whether its chain
     verifies against Pebble's root (the verification runs on the web host itself)."""
@@ -118,6 +124,14 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
                 "nginx_acme_directory": f"https://{pebble['name']}:14000/dir",
                 "ca_certificates_extra_files": [pebble["ca"]]}
     root = pebble["host"].check_output(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:15000/roots/0")
+    since = pebble["host"].check_output("date +%s")
+
+    # --check: names the order a real run would make, orders nothing, changes nothing of TLS
+    proc = converge(name, settings, "--tags", "nginx", "--check")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "a real run would order the certificate of" in proc.stdout, proc.stdout[-3000:]
+    assert _issued(pebble, since) == 0
+    assert web.run("test -e /etc/letsencrypt/renewal/app.conf").rc == 1
 
     # issued: the first run on a host without a certificate (nginx answers the challenge on port 80
     # while it serves the self-signed pair)
@@ -135,6 +149,7 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert not changed_tasks(proc.stdout), changed_tasks(proc.stdout)
     assert _served(web, root)[0] == serial
+    assert _issued(pebble, since) == 1  # Pebble's own count: the first order, nothing since
 
     # a name added: exactly one new order, for the new set of names
     settings["nginx_server_names"] = MORE_NAMES
@@ -152,6 +167,7 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
     assert sum(ORDER in task for task in changed_tasks(proc.stdout)) == 1, changed_tasks(proc.stdout)
     renewal = web.check_output("cat /etc/letsencrypt/renewal/app.conf")
     assert f"server = {settings['nginx_acme_directory']}" in renewal, renewal
+    assert _issued(pebble, since) == 3  # the first order, the added name's, the new directory's
     moved, names = _served(web, root)
     assert moved not in (None, serial) and names == sorted(MORE_NAMES), (serial, moved, names)
     serial = moved
@@ -170,12 +186,15 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
     assert web.check_output("systemctl show -P Result certbot.service") == "success"
     assert web.check_output("cat /run/nginx.pid") == master
     assert measured["failed_requests"] == 0, (measured, load.failures)
-    assert _served(web, root)[1] == sorted(MORE_NAMES)
+    renewed_serial, renewed_names = _served(web, root)
+    assert renewed_names == sorted(MORE_NAMES)
+    assert _issued(pebble, since) == 4  # and the renewal
 
     # a renewal that fails (the CA unreachable) leaves certbot.service failed, and the diagnosis
     # names it; a certificate within the warning's days of its end is named too (30-day ones here)
     pebble["host"].check_output("systemctl stop pebble")
     assert web.run("systemctl start certbot.service").rc != 0
+    assert _served(web, root)[0] == renewed_serial  # the certificate of the last renewal, still served
     traps = _diagnose(name, tmp_path, 31)
     assert any(t.startswith("certbot.service: the last renewal failed") for t in traps), traps
     assert any(t.startswith("certificate app: expires in ") for t in traps), traps
@@ -214,6 +233,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     assert wait_for(lambda: pebble["host"].run(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:14000/dir").rc == 0, 30)
     hosts[owner].check_output(f"rm -rf '/etc/letsencrypt/accounts/{pebble['name']}:14000'")
     root = pebble["host"].check_output(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:15000/roots/0")
+    since = pebble["host"].check_output("date +%s")
     root_file = tmp_path / "pebble-root.crt"
     root_file.write_text(root + "\n")
     _point_names_at(pebble, peer)
@@ -232,6 +252,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     changed = run()
     orders = [task for task in changed if ORDER in task]
     assert len(orders) == 1 and orders[0].endswith(f" {owner}"), changed
+    assert _issued(pebble, since) == 1  # one certificate for both hosts, as Pebble counts it
     assert any("Fetch the certificate from" in task and task.endswith(f" {peer}") for task in changed), changed
     served = {name: _served(host, root) for name, host in hosts.items()}
     assert served[owner][1] == served[peer][1] == sorted(NAMES) and served[owner][0] == served[peer][0], served
@@ -239,9 +260,15 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     challenges = hosts[peer].check_output("grep -c acme-challenge /var/log/nginx/app.json.log || true")
     assert int(challenges or 0) > 0, "Pebble's validation did not reach the peer"
     print(f"one order for {owner} and {peer}, by {owner}'s {hosts[owner].check_output('certbot --version 2>&1')}")
+    # the owner's share port: its peer got the certificate through it; any other host is refused by the
+    # port's own nftables table (a TCP reset: curl's 7), before nginx's allow-list would answer 403
+    share = f"curl -sk --max-time 5 -o /dev/null https://{owner}:8444/"
+    assert pebble["host"].run(share).rc == 7, "the share port answered a host that is not a peer"
+    assert hosts[owner].run("nft list table inet flaskfleet_fw_nginx_acme_share").rc == 0
 
     # a rerun orders nothing and fetches nothing
     assert run() == []
+    assert _issued(pebble, since) == 1
 
     # the owner renews (its certbot unit); the peer's fetch unit brings the new certificate, nginx reloaded
     master = hosts[peer].check_output("cat /run/nginx.pid")
@@ -256,6 +283,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     hosts[peer].check_output("rm -rf /var/lib/flaskfleet/nginx-acme /etc/flaskfleet/nginx-acme-share.token")
     changed = run()
     assert not [task for task in changed if ORDER in task], changed
+    assert _issued(pebble, since) == 2  # the first order and the owner's renewal: none for the rebuilt peer
     assert _served(hosts[peer], root)[0] == renewed
 
     # both back to the self-signed source: nothing fetches or shares any more
@@ -264,4 +292,5 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     for name, host in hosts.items():
         assert host.run("test -e /etc/systemd/system/flaskfleet-nginx-acme-pull.timer"
                         " || test -e /var/lib/flaskfleet-acme-share/app").rc == 1, name
+    assert hosts[owner].run("nft list table inet flaskfleet_fw_nginx_acme_share").rc != 0
     _point_names_at(pebble, peer)  # where the module's fixture pointed them
