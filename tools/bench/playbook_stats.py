@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime
 import re
 
-# Actions that run on the controller only: they are tasks, not module runs on the host.
+# Actions that run on the controller only: they are tasks, not module runs on the host
+# (checks: the collection's flaskfleet.stack.checks, an action without a connection).
 CONTROLLER_ACTIONS = frozenset((
-    'add_host', 'assert', 'debug', 'fail', 'group_by', 'import_role', 'import_tasks', 'include_role',
+    'add_host', 'assert', 'checks', 'debug', 'fail', 'group_by', 'import_role', 'import_tasks', 'include_role',
     'include_tasks', 'include_vars', 'meta', 'pause', 'set_fact', 'set_stats', 'validate_argument_spec',
 ))
 
