@@ -52,6 +52,16 @@ def _host(name):
     return testinfra.get_host(f"{engine_cli()}://{name}")
 
 
+def _resolve(host, key, names, to=None):
+    """On host, /etc/hosts without its lines naming key, then (when to is given) a line giving names the
+    address host finds for to. Podman bind-mounts the file: it is rewritten in place, not replaced."""
+    line = ""
+    if to:
+        address = host.check_output(f"getent hosts {to} | cut -d' ' -f1")
+        line = f"echo '{address} {' '.join(names)}' >> /tmp/hosts;"
+    host.check_output(f"grep -v '{key}' /etc/hosts > /tmp/hosts; {line} cat /tmp/hosts > /etc/hosts")
+
+
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory):
     """Pebble on the Redis host (its HTTPS listener's pair made here), the web host's names
@@ -70,9 +80,7 @@ def pebble(tmp_path_factory):
     host.check_output(f"cat > /etc/pebble/pebble-config.json <<'EOF'\n{PEBBLE_CONFIG}\nEOF")
     host.check_output(f"cat > /etc/systemd/system/pebble.service <<'EOF'\n{PEBBLE_UNIT}EOF")
     # Pebble's validator resolves the names with the system resolver: they are the web host
-    address = host.check_output(f"getent hosts {web} | cut -d' ' -f1")
-    host.check_output(f"grep -v '{SITE_NAME}' /etc/hosts > /tmp/hosts; echo '{address} {' '.join(MORE_NAMES)}' >> /tmp/hosts;"
-                      " cat /tmp/hosts > /etc/hosts")
+    _resolve(host, SITE_NAME, MORE_NAMES, web)
     host.check_output("systemctl daemon-reload && systemctl restart pebble")
     assert wait_for(lambda: host.run(f"curl -sf --cacert /etc/pebble/ca.pem https://{name}:14000/dir").rc == 0, 30)
     assert "validity period of 2592000 seconds" in host.check_output("journalctl -u pebble -b --no-pager")
@@ -80,15 +88,13 @@ def pebble(tmp_path_factory):
     # to this one (certbot then fails with accountDoesNotExist)
     web_host = _host(web)
     web_host.check_output(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000'")
-    pebble_address = web_host.check_output(f"getent hosts {name} | cut -d' ' -f1")
-    web_host.check_output(f"grep -v '{ALT_DIRECTORY_HOST}' /etc/hosts > /tmp/hosts;"
-                          f" echo '{pebble_address} {ALT_DIRECTORY_HOST}' >> /tmp/hosts; cat /tmp/hosts > /etc/hosts")
+    _resolve(web_host, ALT_DIRECTORY_HOST, [ALT_DIRECTORY_HOST], name)
     ca = tmp_path_factory.mktemp("pebble") / "pebble-listener.crt"
     ca.write_text(host.file("/etc/pebble/ca.pem").content_string)
     yield {"host": host, "name": name, "ca": str(ca)}
     host.run("systemctl disable --now pebble; rm -f /etc/systemd/system/pebble.service; systemctl daemon-reload")
-    web_host.run(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000';"
-                 f" grep -v '{ALT_DIRECTORY_HOST}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts")
+    web_host.run(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000'")
+    _resolve(web_host, ALT_DIRECTORY_HOST, [])
 
 
 def _issued(pebble, since):
@@ -211,10 +217,7 @@ def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_pa
 
 def _point_names_at(pebble, web):
     """Pebble's validator resolves the site's names to this web host."""
-    host = pebble["host"]
-    address = host.check_output(f"getent hosts {web} | cut -d' ' -f1")
-    host.check_output(f"grep -v '{SITE_NAME}' /etc/hosts > /tmp/hosts; echo '{address} {' '.join(MORE_NAMES)}' >> /tmp/hosts;"
-                      " cat /tmp/hosts > /etc/hosts")
+    _resolve(pebble["host"], SITE_NAME, MORE_NAMES, web)
 
 
 def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_reaches(pebble, tmp_path):
