@@ -16,7 +16,7 @@ import pytest
 
 from flaskfleet_testlib.ansible_cli import gather_facts
 from flaskfleet_testlib.cpu import TEST_CPU, cpu_seconds
-from flaskfleet_testlib.engine import published_port, testinfra_host
+from flaskfleet_testlib.engine import instance_host, published_port
 from flaskfleet_testlib.faults import FAULTS_FULL, write_fault_table
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.stack import ROOT
@@ -72,7 +72,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="module")
 def host(instance):
     """A testinfra host for one Molecule instance."""
-    return testinfra_host(instance)
+    return instance_host(instance)
 
 
 @pytest.fixture(scope="module")

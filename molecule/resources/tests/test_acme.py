@@ -20,9 +20,8 @@ import json
 import time
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks, converge
-from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.engine import instance_host, published_port
 from flaskfleet_testlib.https import Load
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.service import wait_for
@@ -49,7 +48,7 @@ ExecStart=/usr/bin/pebble -config /etc/pebble/pebble-config.json
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 def _resolve(host, key, names, to=None):

@@ -21,9 +21,8 @@ import subprocess
 import uuid
 
 import pytest
-import testinfra
 import yaml
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.service import curl_in
 from flaskfleet_testlib.stack import ROOT, SUPERVISOR
@@ -114,7 +113,7 @@ def test_site_from_the_tarball_converges_the_host_with_the_consumers_settings(in
     assert set(recap) == set(group_hosts()) and all(counts["failed"] == 0 for counts in recap.values()), recap
     for name in group_hosts("flask_web"):
         # The app runs with the consumer's settings: what this run deployed.
-        result = curl_in(testinfra.get_host(f"{engine_cli()}://{name}"), "/env/FLASKFLEET_DEMO_ECHO_DEPLOYED_BY")
+        result = curl_in(instance_host(name), "/env/FLASKFLEET_DEMO_ECHO_DEPLOYED_BY")
         assert result.rc == 0, result.stderr
         assert json.loads(result.stdout).get("value") == mark, result.stdout
     print(f"consumer: the tarball's site on {sorted(recap)}: {recap}")

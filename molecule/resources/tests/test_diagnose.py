@@ -13,9 +13,8 @@ import re
 import shlex
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.stack import SITE_NAME, SUPERVISOR
 
@@ -28,7 +27,7 @@ SLOW_CLIENTS = 16
 
 @pytest.fixture
 def stuck():
-    host = testinfra.get_host(f"{engine_cli()}://{WEB}")
+    host = instance_host(WEB)
     # Up to 5 min of stuck requests (stopped when the test ends): the diagnose run must still find
     # them after installing py-spy, which took longer than the 80 s of an earlier loop on a busy machine.
     loop = (f"for i in $(seq 1 30); do curl -sk -o /dev/null --resolve {SITE_NAME}:443:127.0.0.1"

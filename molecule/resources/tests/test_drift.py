@@ -16,10 +16,9 @@ from __future__ import annotations
 import shlex
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks
 from flaskfleet_testlib.cgroups import unit_memory_limit
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.service import curl_in, gunicorn_workers, supervise_registry, wait_for
 from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
@@ -33,7 +32,7 @@ REDIS_CLI = ("REDISCLI_AUTH=$(cat /etc/redis/flaskfleet-admin.secret) redis-cli 
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 def _grep(host, pattern, path):

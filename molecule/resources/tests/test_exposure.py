@@ -21,9 +21,8 @@ import subprocess
 import time
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import engine_cli, instance_host
 from flaskfleet_testlib.inventory import group_hosts, scenario_name
 from flaskfleet_testlib.service import wait_for
 from flaskfleet_testlib.stack import SUPERVISOR
@@ -39,7 +38,7 @@ INVENTORY_SECRETS = ("molecule-not-a-real-redis-password", "molecule-not-a-real-
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 @pytest.fixture(scope="module")

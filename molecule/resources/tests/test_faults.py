@@ -21,10 +21,9 @@ import time
 
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import gunicorn_plan
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import converge, converge_stopped_after, gather_facts
 from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
-from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.engine import instance_host, published_port
 from flaskfleet_testlib.faults import record_fault
 from flaskfleet_testlib.https import Load, MixedLoad
 from flaskfleet_testlib.inventory import group_hosts
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.fault
 
 @pytest.fixture(scope="module")
 def web():
-    return testinfra.get_host(f"{engine_cli()}://{WEB}")
+    return instance_host(WEB)
 
 
 @pytest.fixture(scope="module")

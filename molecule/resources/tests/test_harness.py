@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import pytest
-import testinfra
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 
 
 @pytest.fixture(scope="module")
 def host(any_instance):
     """Every host of the scenario, whatever its groups."""
-    return testinfra.get_host(f"{engine_cli()}://{any_instance}")
+    return instance_host(any_instance)
 
 
 def test_systemd_is_pid_1_and_running(host):

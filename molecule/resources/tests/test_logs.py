@@ -17,9 +17,8 @@ import time
 import uuid
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import converge
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.faults import FAULTS_FULL, record_fault
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.service import curl_in
@@ -36,7 +35,7 @@ PER_REQUEST = {"request_id", "path", "status", "task_id"}
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 @pytest.fixture(scope="module")

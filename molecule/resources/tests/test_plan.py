@@ -12,10 +12,9 @@ import json
 import re
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks, converge
 from flaskfleet_testlib.cgroups import unit_memory_limit
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.stack import SERVICE, SUPERVISOR
 
@@ -26,7 +25,7 @@ CELERY_SERVICE = "celery-app-default"
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 @pytest.fixture(scope="module")

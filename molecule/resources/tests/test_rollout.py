@@ -13,9 +13,8 @@ import json
 import time
 
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import ansible_run, changed_tasks
-from flaskfleet_testlib.engine import engine_cli, published_port
+from flaskfleet_testlib.engine import instance_host, published_port
 from flaskfleet_testlib.https import Load, MixedLoad, https_get
 from flaskfleet_testlib.inventory import group_hosts, group_vars
 from flaskfleet_testlib.releases import app_source, release_vars
@@ -35,7 +34,7 @@ SOURCES = {}  # app sources a later test deploys again (built on the hosts alrea
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 def _version(port):

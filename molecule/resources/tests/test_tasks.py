@@ -20,10 +20,9 @@ import time
 
 from ansible_collections.flaskfleet.stack.plugins.filter.plan import celery_plan, gunicorn_plan
 import pytest
-import testinfra
 from flaskfleet_testlib.ansible_cli import converge, gather_facts
 from flaskfleet_testlib.cgroups import unit_memory_limit, unit_oom_kills
-from flaskfleet_testlib.engine import engine_cli
+from flaskfleet_testlib.engine import instance_host
 from flaskfleet_testlib.faults import FAULTS_FULL, record_fault
 from flaskfleet_testlib.inventory import group_hosts
 from flaskfleet_testlib.releases import app_source, release_vars
@@ -52,7 +51,7 @@ AS_APP = ("systemd-run --quiet --wait --pipe --collect -p User=app -p Group=app 
 
 
 def _host(name):
-    return testinfra.get_host(f"{engine_cli()}://{name}")
+    return instance_host(name)
 
 
 @pytest.fixture(scope="module")

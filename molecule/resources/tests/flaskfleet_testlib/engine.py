@@ -19,8 +19,8 @@ def engine_cli():
     return os.environ.get("FLASKFLEET_ENGINE_CLI", "docker")
 
 
-def testinfra_host(instance):
-    """A testinfra host for one Molecule instance, through the engine's CLI."""
+def instance_host(instance):
+    """A testinfra host for one Molecule instance, through the engine's CLI: every test's hosts come from here."""
     return testinfra.get_host(f"{engine_cli()}://{instance}")
 
 
