@@ -33,17 +33,46 @@ def medians(runs: list, baseline: list) -> dict:
             'rerun_changed': max(run['changed'] for run in runs)}
 
 
+PACKAGES_BEFORE = '/root/bench-packages-before'
+
+
+def undo_baseline(host: Host) -> list:
+    """Take away what the baseline's fresh run left on the host, so that the web host's fresh run starts where the
+    baseline's did: its service, files, user and nginx site; the packages it installed, purged; apt's downloaded
+    .debs and pip's cache. The packages purged; an error if the host's packages are not those of before."""
+    purged = host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort | comm -13 {PACKAGES_BEFORE} -").split()
+    host.shell(
+        'systemctl disable --now baseline.service nginx.service >/dev/null 2>&1; '
+        'rm -rf /srv/baseline /etc/baseline.env /etc/baseline-gunicorn.conf.py /etc/systemd/system/baseline.service '
+        '/etc/ssl/private/baseline.key /etc/ssl/certs/baseline.crt /etc/nginx/sites-available/baseline.conf '
+        '/etc/nginx/sites-enabled/baseline.conf /root/.cache/pip; '
+        'userdel baseline >/dev/null 2>&1; groupdel baseline >/dev/null 2>&1; systemctl daemon-reload; '
+        + (f'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq {" ".join(purged)} >/dev/null; ' if purged else '')
+        + 'apt-get clean', timeout=300)
+    left = host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort | comm -3 {PACKAGES_BEFORE} -")
+    if left:
+        raise RuntimeError(f'the host\'s packages differ from before the baseline\'s fresh run: {left}')
+    return purged
+
+
 def phase_converge(playbooks: Playbooks, host: Host, record: dict) -> None:
-    """The web host fresh and the baseline fresh; the rest of the stack (Redis, Celery, Loki, Promtail: site.yml
-    without tags); rounds of reruns of the web host (its tags), the baseline and the whole stack (site.yml); then
-    the web host's and the baseline's reruns over SSH. Each rerun's remote execs on one more untimed run with -vvv,
-    the fresh runs' from their own log (docs/bench.md). Into `record`, the record's converge part."""
+    """The baseline fresh, then the web host fresh on the host as the baseline found it (undo_baseline); the rest
+    of the stack (Redis, Celery, Loki, Promtail: site.yml without tags); rounds of reruns of the web host (its
+    tags), the baseline and the whole stack (site.yml); then the web host's and the baseline's reruns over SSH.
+    Each rerun's remote execs on one more untimed run with -vvv, the fresh runs' from their own log
+    (docs/bench.md). Into `record`, the record's converge part."""
     ssh_host = playbooks.opts.ssh_host
     record['connection'] = playbooks.connection
     record['exec_counting'] = EXEC_COUNTING
-    record['fresh'] = playbooks.run('web-fresh', SITE, tags=WEB_TAGS, log_execs=True)
+    # Both fresh runs on the host as it came (the packages of the base image, fresh lists): the baseline
+    # first, then everything it left is taken away again (its packages purged, the downloaded .debs and
+    # pip's cache too), then the web host's run, then the baseline once more (untimed) for its reruns.
+    host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort > {PACKAGES_BEFORE}")
     record['baseline_fresh'] = playbooks.run('baseline-fresh', BASELINE, log_execs=True)
+    record['baseline_undone'] = undo_baseline(host)
+    record['fresh'] = playbooks.run('web-fresh', SITE, tags=WEB_TAGS, log_execs=True)
     record['fresh_ratio'] = ratio(record['fresh']['seconds'], record['baseline_fresh']['seconds'])
+    playbooks.run('baseline-again', BASELINE)
     # The whole stack on the same host: Redis, Celery, Loki and Promtail join the web host's roles.
     record['rest_of_stack'] = playbooks.run('stack-first', SITE, log_execs=True)
     found = rounds(playbooks, [('web', SITE, WEB_TAGS), ('baseline', BASELINE, None), ('stack', SITE, None)])

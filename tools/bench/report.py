@@ -188,7 +188,10 @@ def _render_converge(record: dict) -> list:
              f'The reruns go in {reruns} round{"" if reruns == 1 else "s"} (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
              'baseline), and the medians are compared. Remote execs (docs/bench.md): processes the connection started on '
              'the host, from its -vvv lines: for a rerun, one more untimed run with -vvv; for a fresh run, the timed run '
-             'itself (its -vvv lines to a log file). Changed: the most of any timed run of the row.', '',
+             'itself (its -vvv lines to a log file). Changed: the most of any timed run of the row. The fresh runs: the '
+             'baseline first, then, with what it left taken away (its files and the '
+             f'{len(converge.get("baseline_undone", []))} packages it installed, purged; apt\'s .debs and pip\'s '
+             'cache), the web host.', '',
              _row(['run', 'playbook', 'seconds', 'remote execs', 'changed', 'tasks (ok / skipped)', 'module runs']),
              _row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
              _converge_row('web host, fresh', web, converge['fresh']['seconds'], [converge['fresh']],

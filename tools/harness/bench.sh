@@ -104,6 +104,18 @@ for _ in $(seq 1 60); do
     sleep 1
 done
 "$cli" exec "$host" apt-get update -qq >/dev/null
+# The host as it comes on this network: it trusts the extra CA certificates
+# (FLASKFLEET_EXTRA_CA_DIR), as a corporate image trusts its proxy, before any
+# timed run. The plain-task baseline's fresh run goes first and has no CA step
+# (its pip reaches PyPI through that proxy); the collection's ca_certificates
+# role still installs its own copy in the web host's fresh run.
+if [ -n "${FLASKFLEET_EXTRA_CA_DIR:-}" ] && compgen -G "$FLASKFLEET_EXTRA_CA_DIR/*.crt" >/dev/null; then
+    "$cli" exec "$host" install -d /usr/local/share/ca-certificates/bench-network
+    for crt in "$FLASKFLEET_EXTRA_CA_DIR"/*.crt; do
+        "$cli" exec -i "$host" sh -c "cat > '/usr/local/share/ca-certificates/bench-network/$(basename "$crt")'" <"$crt"
+    done
+    "$cli" exec "$host" update-ca-certificates >/dev/null
+fi
 
 ssh_args=()
 if has_phase converge; then
