@@ -112,7 +112,8 @@ done
 if [ -n "${FLASKFLEET_EXTRA_CA_DIR:-}" ] && compgen -G "$FLASKFLEET_EXTRA_CA_DIR/*.crt" >/dev/null; then
     "$cli" exec "$host" install -d /usr/local/share/ca-certificates/bench-network
     for crt in "$FLASKFLEET_EXTRA_CA_DIR"/*.crt; do
-        "$cli" exec -i "$host" sh -c "cat > '/usr/local/share/ca-certificates/bench-network/$(basename "$crt")'" <"$crt"
+        target=/usr/local/share/ca-certificates/bench-network/${crt##*/}
+        "$cli" exec -i "$host" sh -c "cat > '$target'" <"$crt"
     done
     "$cli" exec "$host" update-ca-certificates >/dev/null
 fi
