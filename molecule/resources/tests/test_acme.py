@@ -47,10 +47,6 @@ ExecStart=/usr/bin/pebble -config /etc/pebble/pebble-config.json
 """
 
 
-def _host(name):
-    return instance_host(name)
-
-
 def _resolve(host, key, names, to=None):
     """On host, /etc/hosts without its lines naming key, then (when to is given) a line giving names the
     address host finds for to. Podman bind-mounts the file: it is rewritten in place, not replaced."""
@@ -66,7 +62,7 @@ def pebble(tmp_path_factory):
     """Pebble on the Redis host (its HTTPS listener's pair made here), the web host's names
     resolving to the web host for Pebble's validator, and the listener's CA on the controller."""
     name, web = group_hosts("redis")[0], group_hosts("flask_web")[0]
-    host = _host(name)
+    host = instance_host(name)
     host.check_output("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble >/dev/null")
     host.check_output(
         "set -e; mkdir -p /etc/pebble; cd /etc/pebble;"
@@ -85,7 +81,7 @@ def pebble(tmp_path_factory):
     assert "validity period of 2592000 seconds" in host.check_output("journalctl -u pebble -b --no-pager")
     # Pebble keeps its accounts in memory: one the web host registered with an earlier Pebble is unknown
     # to this one (certbot then fails with accountDoesNotExist)
-    web_host = _host(web)
+    web_host = instance_host(web)
     web_host.check_output(f"rm -rf '/etc/letsencrypt/accounts/{name}:14000' '/etc/letsencrypt/accounts/{ALT_DIRECTORY_HOST}:14000'")
     _resolve(web_host, ALT_DIRECTORY_HOST, [ALT_DIRECTORY_HOST], name)
     ca = tmp_path_factory.mktemp("pebble") / "pebble-listener.crt"
@@ -124,7 +120,7 @@ def _diagnose(name, tmp_path, warn_days):
 
 def test_an_acme_certificate_is_issued_served_renewed_and_removed(pebble, tmp_path):
     name = group_hosts("flask_web")[0]
-    web = _host(name)
+    web = instance_host(name)
     settings = {"nginx_tls_source": "acme", "nginx_server_names": NAMES,
                 "nginx_acme_directory": f"https://{pebble['name']}:14000/dir",
                 "ca_certificates_extra_files": [pebble["ca"]]}
@@ -229,7 +225,7 @@ def test_web_hosts_behind_one_name_share_one_order_whichever_host_validation_rea
     if len(webs) < 2:
         pytest.skip("two web hosts")
     peer, owner = webs[:2]
-    hosts = {name: _host(name) for name in (owner, peer)}
+    hosts = {name: instance_host(name) for name in (owner, peer)}
     # the test before left Pebble stopped; a new start forgets every account (and makes a new root)
     pebble["host"].check_output("systemctl start pebble")
     assert wait_for(lambda: pebble["host"].run(f"curl -sf --cacert /etc/pebble/ca.pem https://{pebble['name']}:14000/dir").rc == 0, 30)

@@ -31,10 +31,6 @@ REDIS_CLI = ("REDISCLI_AUTH=$(cat /etc/redis/flaskfleet-admin.secret) redis-cli 
              " -s /run/redis-broker/redis-server.sock")
 
 
-def _host(name):
-    return instance_host(name)
-
-
 def _grep(host, pattern, path):
     """Whether a line of the file matches (grep -E)."""
     return host.run(f"grep -qE {shlex.quote(pattern)} {shlex.quote(path)}").rc == 0
@@ -56,7 +52,7 @@ def test_every_managed_unit_runs_as_its_files_say():
     daemon-reload: systemd runs what the files say, and a rerun has nothing to start."""
     stale = []
     for name in group_hosts():
-        host = _host(name)
+        host = instance_host(name)
         registry = supervise_registry(host)
         units = [f"{service}.{kind}" for service, entry in sorted(registry["services"].items())
                  if entry.get("backend") == "systemd" for kind in ("service", "socket")]
@@ -71,7 +67,7 @@ def test_every_managed_unit_runs_as_its_files_say():
 
 def test_a_rerun_repairs_what_was_changed_by_hand():
     web_name, redis_name = group_hosts("flask_web")[0], group_hosts("redis")[0]
-    web, redis = _host(web_name), _host(redis_name)
+    web, redis = instance_host(web_name), instance_host(redis_name)
     unit, config = f"/etc/systemd/system/{SERVICE}.service", f"/etc/flaskfleet/{SERVICE}.conf.py"
     caps = f"/etc/systemd/system/{SERVICE}.service.d/50-flaskfleet-memory.conf"
     site, promtail, broker = "/etc/nginx/sites-available/app.conf", "/etc/promtail/promtail.yml", "/etc/redis/redis-broker.conf"

@@ -37,20 +37,16 @@ PORTS = {"redis": 6379, "loki": 3100}
 INVENTORY_SECRETS = ("molecule-not-a-real-redis-password", "molecule-not-a-real-secret")
 
 
-def _host(name):
-    return instance_host(name)
-
-
 @pytest.fixture(scope="module")
 def server():
     """The host of Redis and Loki."""
-    return _host(group_hosts("redis")[0])
+    return instance_host(group_hosts("redis")[0])
 
 
 @pytest.fixture(scope="module")
 def client():
     """A web host of the fleet (a client of both)."""
-    return _host(group_hosts("flask_web")[0])
+    return instance_host(group_hosts("flask_web")[0])
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def outsider():
     subprocess.run([engine_cli(), "run", "-d", "--name", name, "--network", f"flaskfleet-{scenario_name()}",
                     image, "sleep", "infinity"], check=True, capture_output=True, text=True)
     try:
-        yield _host(name)
+        yield instance_host(name)
     finally:
         subprocess.run([engine_cli(), "rm", "-f", "-t", "0", name], capture_output=True, check=False)
 
@@ -148,7 +144,7 @@ def test_the_firewall_holds_through_nftables_and_a_flush(server, outsider, clien
     sudo = server.check_output(f"journalctl -o cat --since @{began} SYSLOG_IDENTIFIER=sudo")
     assert len(re.findall(r"COMMAND=", sudo)) >= 10, sudo[-2000:]
     secrets = _secrets(server)
-    hosts = {host: _host(host) for host in group_hosts()}
+    hosts = {host: instance_host(host) for host in group_hosts()}
     time.sleep(6)  # Promtail's next push of what that run logged
     for secret in secrets:
         assert secret not in output, "a secret in the controller's -vvv output"

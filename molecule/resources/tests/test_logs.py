@@ -34,18 +34,14 @@ LABELS = {"host", "service", "app", "level", "source", "service_name"}
 PER_REQUEST = {"request_id", "path", "status", "task_id"}
 
 
-def _host(name):
-    return instance_host(name)
-
-
 @pytest.fixture(scope="module")
 def loki():
-    return _host(LOKI_HOST)
+    return instance_host(LOKI_HOST)
 
 
 @pytest.fixture(scope="module")
 def web():
-    return _host(WEB)
+    return instance_host(WEB)
 
 
 def loki_url(loki):
@@ -91,7 +87,7 @@ def test_loki_runs_enabled_at_boot_as_its_own_user(loki):
 
 
 def test_promtail_runs_on_every_host_as_a_journal_reader(any_instance):
-    host = _host(any_instance)
+    host = instance_host(any_instance)
     assert host.check_output("systemctl is-enabled promtail") == "enabled"
     assert unit_user(host, "promtail") == "promtail"
     groups = host.check_output("id -nG promtail").split()

@@ -24,10 +24,6 @@ MB = 1024 * 1024
 CELERY_SERVICE = "celery-app-default"
 
 
-def _host(name):
-    return instance_host(name)
-
-
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory):
     path = tmp_path_factory.mktemp("plan") / "plan.json"
@@ -55,7 +51,7 @@ def test_the_plan_shows_every_host_and_changes_nothing(plan):
 def test_gunicorn_gets_what_the_plan_shows(plan):
     data, _out = plan
     for name in group_hosts("flask_web"):
-        host, shown = _host(name), data[name]["gunicorn"]
+        host, shown = instance_host(name), data[name]["gunicorn"]
         master = host.check_output(f"systemctl show -P MainPID {SERVICE}")
         assert len(host.check_output(f"pgrep -P {master}").split()) == shown["workers"], (name, shown)
         config = host.check_output(f"cat /etc/flaskfleet/{SERVICE}.conf.py")
@@ -69,7 +65,7 @@ def test_gunicorn_gets_what_the_plan_shows(plan):
 def test_celery_gets_what_the_plan_shows(plan):
     data, _out = plan
     for name in group_hosts("flask_workers"):
-        host = _host(name)
+        host = instance_host(name)
         for shown in data[name]["celery"]["workers"].values():
             service = shown["service"]
             main = host.check_output(f"systemctl show -P MainPID {service}")
@@ -87,7 +83,7 @@ def test_celery_gets_what_the_plan_shows(plan):
 def test_redis_and_loki_get_what_the_plan_shows(plan):
     data, _out = plan
     [redis_name] = group_hosts("redis")[:1]
-    redis = _host(redis_name)
+    redis = instance_host(redis_name)
     for instance in data[redis_name]["redis"]["instances"]:
         live = redis.check_output(f"cat /etc/redis/redis-{instance['name']}.live.conf")
         assert f"maxmemory {instance['maxmemory_mb']}mb" in live.splitlines(), live
@@ -98,7 +94,7 @@ def test_redis_and_loki_get_what_the_plan_shows(plan):
     assert redis.check_output("systemctl show -P OOMScoreAdjust redis-server@broker") == "-900"
     [loki_name] = group_hosts("loki")[:1]
     shown = data[loki_name]["loki"]
-    loki = _host(loki_name)
+    loki = instance_host(loki_name)
     assert unit_memory_limit(loki, "loki") == shown["memory_max_mb"] * MB
     assert int(loki.check_output("systemctl show -P MemoryHigh loki")) == shown["memory_high_mb"] * MB
 
@@ -108,7 +104,7 @@ def test_a_new_memory_cap_applies_to_the_running_service(plan):
     keeps running (set-property, no restart); then back to the plan's cap the same way."""
     data, _out = plan
     name = group_hosts("flask_web")[0]
-    host, planned_max = _host(name), data[name]["gunicorn"]["memory_max_mb"]
+    host, planned_max = instance_host(name), data[name]["gunicorn"]["memory_max_mb"]
     # Under socket activation an earlier test may have left only the listener up: start the
     # service first (a no-op when it runs), so the master below is the one that must survive.
     host.check_output(f"systemctl start {SERVICE}")

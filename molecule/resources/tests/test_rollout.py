@@ -33,10 +33,6 @@ RELEASE_TASK = "TASK [flaskfleet.stack.flask_app : Run flask_app_release_command
 SOURCES = {}  # app sources a later test deploys again (built on the hosts already)
 
 
-def _host(name):
-    return instance_host(name)
-
-
 def _version(port):
     status, body = https_get(port, "/")
     assert status == 200, (status, body[:300])
@@ -50,7 +46,7 @@ def _deploy(source, *options):
 
 def _release_command_runs():
     """What the demo's release command left in Redis: its runs, the venv of the last one."""
-    redis = _host(group_hosts("redis")[0])
+    redis = instance_host(group_hosts("redis")[0])
     return (int(redis_admin(redis, "-n 1 GET flaskfleet-demo:release-command-runs") or 0),
             redis_admin(redis, "-n 1 GET flaskfleet-demo:release-command-venv"))
 
@@ -72,7 +68,7 @@ def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywher
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     # once for the fleet, on the play's first host, in the release it went to, before any switch
     assert [task for task in changed_tasks(proc.stdout) if task.startswith(RELEASE_TASK)] == [f"{RELEASE_TASK} {WEBS[0]}"]
-    assert _release_command_runs() == (runs + 1, _host(WEBS[0]).check_output("readlink /srv/app/current") + "/venv")
+    assert _release_command_runs() == (runs + 1, instance_host(WEBS[0]).check_output("readlink /srv/app/current") + "/venv")
     assert proc.stdout.index(RELEASE_TASK) < proc.stdout.index("TASK [Switch to the new release"), proc.stdout[-3000:]
     served = {web: load.counts[port] for web, port in ports.items()}
     print(f"rolling deploy over {len(WEBS)} web hosts, one at a time: (served, failed) per host {served}")
@@ -86,7 +82,7 @@ def test_a_rolling_deploy_fails_no_request_and_ends_on_the_new_release_everywher
 def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports, tmp_path_factory):
     source = SOURCES["broken"] = app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
     before = {web: _version(port) for web, port in ports.items()}
-    links = {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS}
+    links = {web: instance_host(web).check_output("readlink /srv/app/current") for web in WEBS}
     proc = _deploy(source, "-e", '{"flask_app_health_timeout": 10}')
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
@@ -95,7 +91,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_is_switched_back(ports
     # the first batch's host is back on the release it served; later batches never started
     assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == 1, output[-3000:]
     assert {web: _version(port) for web, port in ports.items()} == before == {web: "2.0.0+rollout" for web in WEBS}
-    assert {web: _host(web).check_output("readlink /srv/app/current") for web in WEBS} == links
+    assert {web: instance_host(web).check_output("readlink /srv/app/current") for web in WEBS} == links
     print(f"broken release: stopped on {first}, switched back; {rest} untouched")
 
 
@@ -103,7 +99,7 @@ def test_a_failing_release_command_stops_the_deploy_before_any_host_switches(por
     """A release command that fails (a broken migration): the deploy stops on the first host, before any host
     switches, and shows the command's output. (The broken release of the test before: already built there.)"""
     source = SOURCES.get("broken") or app_source(tmp_path_factory.mktemp("broken"), "2.0.1+broken", healthz_status=503)
-    links = {name: _host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS}
+    links = {name: instance_host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS}
     runs = _release_command_runs()
     proc = _deploy(source, "-e", json.dumps({"flask_app_release_command": RELEASE_COMMAND + " --fail"}))
     output = proc.stdout + proc.stderr
@@ -113,7 +109,7 @@ def test_a_failing_release_command_stops_the_deploy_before_any_host_switches(por
     # no host switched, no later batch started, nothing recorded
     assert "TASK [Switch to the new release" not in proc.stdout, output[-3000:]
     assert proc.stdout.count("PLAY [Roll the release out, a batch at a time]") == 1, output[-3000:]
-    assert {name: _host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS} == links
+    assert {name: instance_host(name).check_output("readlink /srv/app/current") for name in APP_HOSTS} == links
     assert _release_command_runs() == runs
     assert {web: _version(port) for web, port in ports.items()} == {web: "2.0.0+rollout" for web in WEBS}
     print(f"a failing release command: stopped on {WEBS[0]} before any switch; {len(APP_HOSTS)} hosts unchanged")
@@ -128,7 +124,7 @@ SITE_APP = ["ansible-playbook", "molecule/resources/converge.yml", "--limit", ",
 
 
 def _state(web):
-    host = _host(web)
+    host = instance_host(web)
     return {"files": host.check_output("sha256sum " + " ".join(SERVICE_FILES)),
             "limit": host.check_output("systemctl show -P LimitNOFILE gunicorn-app"),
             "master": host.check_output("systemctl show -P MainPID gunicorn-app"),
@@ -147,7 +143,7 @@ def _hooks(tmp_path):
 
 
 def _marks(web):
-    return _host(web).run(f"ls {HOOK_MARKS}").stdout.split()
+    return instance_host(web).run(f"ls {HOOK_MARKS}").stdout.split()
 
 
 def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_whole(ports, tmp_path):
@@ -156,7 +152,7 @@ def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_wh
     them live, fails, takes all of it back and serves; the second host never applies."""
     first, second = WEBS
     for web in WEBS:
-        _host(web).run(f"rm -f {HOOK_MARKS}")
+        instance_host(web).run(f"rm -f {HOOK_MARKS}")
     before = {web: _state(web) for web in WEBS}
     versions = {web: _version(port) for web, port in ports.items()}
     broken = {"flask_app_env": {"PYTHONHOME": "/nonexistent"}, "gunicorn_settings": {"timeout": 77},
@@ -176,7 +172,7 @@ def test_a_change_that_breaks_every_web_host_stops_at_the_first_and_goes_back_wh
     # the second host: untouched (its master, files and release), no hook ran; its change waits staged
     assert _state(second) == before[second]
     assert _marks(second) == []
-    assert _host(second).run("test -e /etc/flaskfleet/app.env.staged").rc == 0
+    assert instance_host(second).run("test -e /etc/flaskfleet/app.env.staged").rc == 0
     assert {web: _version(port) for web, port in ports.items()} == versions
     # the second host served throughout; what the first host's failed start cost is printed
     served = {web: load.counts[port] for web, port in ports.items()}
@@ -190,11 +186,11 @@ def test_a_rotated_value_goes_live_one_host_at_a_time_with_no_failed_request(por
     second host's stage left by the test before replaced; the hooks run around each host's apply."""
     first, second = WEBS
     for web in WEBS:
-        _host(web).run(f"rm -f {HOOK_MARKS}")
+        instance_host(web).run(f"rm -f {HOOK_MARKS}")
     token = f"rotated-{time.time_ns()}"
     rotated = {"flask_app_env": {**group_vars("flask_web").get("flask_app_env", {}), "FLASKFLEET_DEMO_ECHO_TOKEN": token},
                **_hooks(tmp_path)}
-    clients = 2 * len(_host(first).check_output("pgrep -P $(systemctl show -P MainPID gunicorn-app)").split())
+    clients = 2 * len(instance_host(first).check_output("pgrep -P $(systemctl show -P MainPID gunicorn-app)").split())
     with MixedLoad(list(ports.values()), clients) as load:
         load.wait_requests(clients)
         good = ansible_run([*SITE_APP, "-e", json.dumps(rotated)], check=False)
@@ -207,9 +203,9 @@ def test_a_rotated_value_goes_live_one_host_at_a_time_with_no_failed_request(por
         status, body = https_get(port, "/env/FLASKFLEET_DEMO_ECHO_TOKEN")
         assert status == 200 and json.loads(body)["value"] == token, (web, status, body[:300])
         assert sorted(_marks(web)) == ["/run/flaskfleet-test-hook-post", "/run/flaskfleet-test-hook-pre"], web
-    assert _host(second).run("ls /etc/flaskfleet/app.env.staged").rc != 0
+    assert instance_host(second).run("ls /etc/flaskfleet/app.env.staged").rc != 0
     # one host at a time: the second host's apply began after the first's had ended (its post hook)
-    marked = {web: float(_host(web).check_output(
+    marked = {web: float(instance_host(web).check_output(
         f"python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_mtime)' /run/flaskfleet-test-hook-{when}"))
         for web, when in ((first, "post"), (second, "pre"))}
     assert marked[second] >= marked[first], marked
@@ -223,7 +219,7 @@ CELERY_SERVICE = "celery-app-default"
 
 
 def _worker_state(name):
-    host = _host(name)
+    host = instance_host(name)
     return {"current": host.check_output("readlink /srv/app/current"),
             "releases": host.check_output("ls /srv/app/releases"),
             "master": host.check_output(f"systemctl show -P MainPID {CELERY_SERVICE}"),
@@ -253,7 +249,7 @@ def test_a_release_whose_celery_app_fails_stops_at_the_first_worker_and_goes_bac
     # the first worker host: back on its release, nothing left staged, its worker answers through the broker
     after = _worker_state(first)
     assert (after["current"], after["staged"]) == (before[first]["current"], []), (after, before[first])
-    ping = _host(first).run(
+    ping = instance_host(first).run(
         "systemd-run --quiet --wait --pipe --collect -p User=app -p Group=app -p EnvironmentFile=/etc/flaskfleet/app.env"
         " -p WorkingDirectory=/srv/app -E PYTHONPATH=/srv/app/celery /srv/app/current/venv/bin/python -m celery"
         " --app flaskfleet_demo.tasks:celery --config flaskfleet_celeryconfig inspect ping --timeout 10"
@@ -265,7 +261,7 @@ def test_a_release_whose_celery_app_fails_stops_at_the_first_worker_and_goes_bac
           f" switched back and consuming; {second} untouched")
     # the scenario's own release everywhere again; a host with nothing to apply runs no hook
     for name in order:
-        _host(name).run(f"rm -f {HOOK_MARKS}")
+        instance_host(name).run(f"rm -f {HOOK_MARKS}")
     back = ansible_run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(_hooks(tmp_path))], check=False)
     assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
     assert _marks(first) == [], "hooks ran on a host that had nothing to apply"
@@ -279,7 +275,7 @@ def test_a_rollback_after_a_redeploy_of_an_older_release_still_finds_it(ports, t
     Gunicorn's socket passes) is deployed with flask_app_keep_releases 2: the release live before the run
     is still there when the check through nginx sends the host back to it."""
     web = WEBS[0]
-    host = _host(web)
+    host = instance_host(web)
     live, version = host.check_output("readlink /srv/app/current"), _version(ports[web])
     built = {path: float(mtime) for mtime, path in (line.split() for line in host.check_output(
         "find /srv/app/releases -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\\n'").splitlines())}

@@ -50,23 +50,19 @@ AS_APP = ("systemd-run --quiet --wait --pipe --collect -p User=app -p Group=app 
           " -p WorkingDirectory=/srv/app -E PYTHONPATH=/srv/app/celery")
 
 
-def _host(name):
-    return instance_host(name)
-
-
 @pytest.fixture(scope="module")
 def web():
-    return _host(WEB)
+    return instance_host(WEB)
 
 
 @pytest.fixture(scope="module")
 def worker():
-    return _host(WORKER)
+    return instance_host(WORKER)
 
 
 @pytest.fixture(scope="module")
 def redis():
-    return _host(REDIS_HOST)
+    return instance_host(REDIS_HOST)
 
 
 def enqueue(web, kind, count=1, **params):
@@ -203,7 +199,7 @@ def test_a_request_over_https_runs_a_task_on_the_worker_host_through_redis(web, 
     # The worker's and the web app's connections are the Redis host's clients, as the app's user.
     clients = redis_admin(redis, "CLIENT LIST")
     for name in sorted({WORKER, WEB}):
-        address = "127.0.0.1" if name == REDIS_HOST else first_address(_host(name))
+        address = "127.0.0.1" if name == REDIS_HOST else first_address(instance_host(name))
         assert any(f"addr={address}:" in line and "user=app" in line for line in clients.splitlines()), clients
     if WEB != REDIS_HOST:
         assert not web.package("redis-server").is_installed, "the web host runs no Redis of its own"
@@ -473,7 +469,7 @@ def test_redis_restart_under_load_workers_reconnect_and_lose_at_most_the_message
 
 def test_beat_runs_on_one_host_and_keeps_its_schedule(worker, redis):
     for name in WORKERS + WEBS:
-        other = _host(name)
+        other = instance_host(name)
         active = (other.run(f"systemctl is-active {BEAT}").stdout.strip() == "active"
                   or "RUNNING" in other.run(f"supervisorctl status {BEAT}").stdout)
         assert active == (name == WORKER), f"{BEAT} active on {name}: {active}"
