@@ -34,13 +34,15 @@ def medians(runs: list, baseline: list) -> dict:
 
 
 PACKAGES_BEFORE = '/root/bench-packages-before'
+# The host's installed packages, one name a line, sorted (for comm).
+INSTALLED = "dpkg-query -W -f='${Package}\\n' | sort"
 
 
 def undo_baseline(host: Host) -> list:
     """Take away what the baseline's fresh run left on the host, so that the web host's fresh run starts where the
     baseline's did: its service, files, user and nginx site; the packages it installed, purged; apt's downloaded
     .debs and pip's cache. The packages purged; an error if the host's packages are not those of before."""
-    purged = host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort | comm -13 {PACKAGES_BEFORE} -").split()
+    purged = host.shell(f"{INSTALLED} | comm -13 {PACKAGES_BEFORE} -").split()
     host.shell(
         'systemctl disable --now baseline.service nginx.service >/dev/null 2>&1; '
         'rm -rf /srv/baseline /etc/baseline.env /etc/baseline-gunicorn.conf.py /etc/systemd/system/baseline.service '
@@ -49,7 +51,7 @@ def undo_baseline(host: Host) -> list:
         'userdel baseline >/dev/null 2>&1; groupdel baseline >/dev/null 2>&1; systemctl daemon-reload; '
         + (f'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq {" ".join(purged)} >/dev/null; ' if purged else '')
         + 'apt-get clean', timeout=300)
-    left = host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort | comm -3 {PACKAGES_BEFORE} -")
+    left = host.shell(f"{INSTALLED} | comm -3 {PACKAGES_BEFORE} -")
     if left:
         raise RuntimeError(f'the host\'s packages differ from before the baseline\'s fresh run: {left}')
     return purged
@@ -67,7 +69,7 @@ def phase_converge(playbooks: Playbooks, host: Host, record: dict) -> None:
     # Both fresh runs on the host as it came (the packages of the base image, fresh lists): the baseline
     # first, then everything it left is taken away again (its packages purged, the downloaded .debs and
     # pip's cache too), then the web host's run, then the baseline once more (untimed) for its reruns.
-    host.shell(f"dpkg-query -W -f='${{Package}}\\n' | sort > {PACKAGES_BEFORE}")
+    host.shell(f"{INSTALLED} > {PACKAGES_BEFORE}")
     record['baseline_fresh'] = playbooks.run('baseline-fresh', BASELINE, log_execs=True)
     record['baseline_undone'] = undo_baseline(host)
     record['fresh'] = playbooks.run('web-fresh', SITE, tags=WEB_TAGS, log_execs=True)
