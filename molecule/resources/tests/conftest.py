@@ -47,6 +47,14 @@ def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
     TEST_CPU[item.nodeid] = cpu_seconds() - before
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+    # Each phase's report on the item (item.rep_call): a fixture's teardown can tell a failed test.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 def pytest_terminal_summary(terminalreporter):
     if not TEST_CPU:
         return
