@@ -28,14 +28,28 @@ def python_version(python):
     return out
 
 
+def readable(venv, version):
+    """Whether users other than root can run the venv, as the app's user must: one built under a login's
+    restrictive umask (077; or 027, with the group root) before the build set its own is root's only,
+    and the service fails to start (203/EXEC)."""
+    needs = [(venv, 0o005), (os.path.join(venv, 'bin'), 0o005), (os.path.join(venv, 'pyvenv.cfg'), 0o004),
+             (os.path.join(venv, 'lib', 'python' + version, 'site-packages'), 0o005)]
+    try:
+        return all(os.stat(path).st_mode & bits == bits for path, bits in needs)
+    except OSError:
+        return False
+
+
 def usable(release, version):
     """Whether a release is complete and its venv runs on the interpreter there is now: after an upgrade of
     the OS (Python 3.11 -> 3.13) the venv's python link leads to the new interpreter, which has none of
-    the venv's lib/python3.11 packages; when an interpreter is removed, the link leads nowhere."""
+    the venv's lib/python3.11 packages; when an interpreter is removed, the link leads nowhere. And
+    whether the app's user can read it."""
     venv = os.path.join(release, 'venv')
     return (os.path.exists(os.path.join(release, '.complete'))
             and os.path.exists(os.path.realpath(os.path.join(venv, 'bin', 'python')))
-            and os.path.isdir(os.path.join(venv, 'lib', 'python' + version)))
+            and os.path.isdir(os.path.join(venv, 'lib', 'python' + version))
+            and readable(venv, version))
 
 
 def directories(parent, prefix=''):
