@@ -222,6 +222,19 @@ def _write_atomically(path, data, uid, gid, mode, check=None):
             os.unlink(tmp)
 
 
+def _make_parents(path):
+    """The missing directories above path, 0755 whatever the login's umask (one under 077 would be root's
+    only, and no service user could reach what is below it)."""
+    missing = []
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent) and not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        os.chmod(directory, 0o755)
+
+
 class Sync:
     """Bring entries to their state one by one, remembering how to undo each change."""
 
@@ -248,7 +261,7 @@ class Sync:
         info = _lstat(path)
         if info is None:
             if not self.check_mode:
-                os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)  # missing parents: root's, 0755
+                _make_parents(path)
                 os.mkdir(path, mode)
                 os.chown(path, uid, gid)
                 os.chmod(path, mode)

@@ -210,3 +210,15 @@ def test_a_file_written_in_place_removes_an_earlier_stage(tmp_path):
     assert error is None and sync.changed_paths == [str(dest)]
     assert dest.read_text() == "new\n"
     assert not (tmp_path / "app.env.staged").exists()
+
+
+def test_a_directory_and_its_missing_parents_get_their_modes_whatever_the_umask(tmp_path):
+    # a login's umask of 077 (the module inherits it) must not leave the parents root's only
+    path = tmp_path / 'opt' / 'flaskfleet' / 'bin'
+    old = os.umask(0o077)
+    try:
+        sync, error = run([entry(dest=str(path), state='directory', mode='0750')])
+    finally:
+        os.umask(old)
+    assert error is None and sync.changed_paths == [str(path)]
+    assert (mode(path), mode(path.parent), mode(path.parent.parent)) == (0o750, 0o755, 0o755)
