@@ -8,7 +8,6 @@ made here with the modes each umask gives."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
