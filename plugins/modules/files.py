@@ -201,8 +201,11 @@ def _lstat(path):
 
 
 def _run(module, command, path=None):
+    """A validate or check command, under umask 022 (a service's, systemd's default) whatever the login's:
+    what it makes as it runs is what the service would make (`nginx -t` opens, and so creates, the logs
+    of a new site; under a login's 077 they were root's only, and Promtail could not read them)."""
     argv = [part.replace('%s', path) if path else part for part in shlex.split(command)]
-    rc, out, err = module.run_command(argv)
+    rc, out, err = module.run_command(argv, umask=0o022)
     return rc, ((err or '') + (out or '')).strip()
 
 

@@ -26,8 +26,13 @@ class FakeModule:
         self.check_mode = check_mode
 
     @staticmethod
-    def run_command(argv):
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    def run_command(argv, umask=None):
+        old = os.umask(umask) if umask is not None else None
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        finally:
+            if old is not None:
+                os.umask(old)
         return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -222,3 +227,15 @@ def test_a_directory_and_its_missing_parents_get_their_modes_whatever_the_umask(
         os.umask(old)
     assert error is None and sync.changed_paths == [str(path)]
     assert (mode(path), mode(path.parent), mode(path.parent.parent)) == (0o750, 0o755, 0o755)
+
+
+def test_a_check_makes_its_files_as_a_service_would_whatever_the_umask(tmp_path):
+    # nginx -t creates the log files of a new site: under a login's 077 they must not be root's only
+    conf, made = tmp_path / 'site.conf', tmp_path / 'app.json.log'
+    old = os.umask(0o077)
+    try:
+        _sync, error = run([entry(dest=str(conf), content='x\n', mode='0644')], check=f'touch {made}')
+    finally:
+        os.umask(old)
+    assert error is None
+    assert mode(made) == 0o644
