@@ -7,8 +7,11 @@ build set its own) is rebuilt, not switched to or kept. Run as the role runs it,
 made here with the modes each umask gives."""
 from __future__ import annotations
 
+import grp
 import json
+import os
 import pathlib
+import pwd
 import subprocess
 import sys
 
@@ -54,3 +57,36 @@ def _usable(root):
 def test_a_release_is_usable_only_when_the_apps_user_can_run_its_venv(tmp_path, umask, complete, usable):
     release = _release(tmp_path, umask, complete)
     assert (str(release) in _usable(tmp_path)) is usable
+
+
+def _account(spec):
+    paths = {"python": sys.executable, "current": "", "previous": "", "releases": "", "static_content": "",
+             "static_dir": "", "account": spec}
+    out = subprocess.run([sys.executable, str(PROBE), json.dumps(paths)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["account"]
+
+
+ME = pwd.getpwuid(os.getuid())
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+# (user, group, the directory's mode or None for none there): what the role's account and directory steps
+# compare with what they would set, so that a rerun runs none of them and a drift or a first run runs each
+@pytest.mark.parametrize(("user", "group", "mode"), [
+    (ME.pw_name, MY_GROUP, 0o750),                        # a converged host: all there
+    (ME.pw_name, MY_GROUP, 0o700),                        # a directory's mode changed by hand
+    ("flaskfleet-no-such-user", MY_GROUP, 0o750),         # the user missing
+    (ME.pw_name, "flaskfleet-no-such-group", None),       # a first run: no group, no directory
+])
+def test_the_look_reports_the_apps_account_and_directories_as_the_host_has_them(tmp_path, user, group, mode):
+    home = tmp_path / "app"
+    if mode is not None:
+        home.mkdir()
+        home.chmod(mode)
+    found = _account({"user": user, "group": group, "dirs": [str(home)]})
+    assert found["group_gid"] == (None if group.startswith("flaskfleet-") else os.getgid())
+    assert found["user"] == (None if user.startswith("flaskfleet-") else
+                             {"gid": ME.pw_gid, "home": ME.pw_dir, "shell": ME.pw_shell})
+    assert found["dirs"] == {str(home): None if mode is None else
+                             {"dir": True, "uid": os.getuid(), "gid": os.getgid(), "mode": "%04o" % mode}}
+    assert _account(None) == {}

@@ -84,6 +84,9 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     assert web.check_output(f"systemctl show -P NeedDaemonReload {SERVICE}") == "yes"
     web.check_output(f"sed -i 's/^  log_level: info/  log_level: debug/' {promtail}")
     assert _grep(web, "^  log_level: debug", promtail)
+    # the app's home and its user, which a rerun looks at before it sets either (it does only on a difference)
+    web.check_output("chmod 0700 /srv/app && usermod -s /bin/bash app")
+    assert web.check_output("stat -c %a /srv/app") == "700" and web.check_output("getent passwd app").endswith(":/bin/bash")
     redis.check_output(f"echo '# changed by hand' >> {broker}")
     redis.check_output(f"{REDIS_CLI} CONFIG SET timeout 300")
     assert redis.check_output(f"{REDIS_CLI} CONFIG GET timeout").split()[1] == "300"
@@ -101,6 +104,8 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     assert unit_memory_limit(web, SERVICE) == cap_mb * 1024 * 1024
     assert not _grep(web, "^  log_level: debug", promtail)
     assert web.check_output("systemctl is-active promtail.service") == "active"
+    assert web.check_output("stat -c %a /srv/app") == "750"
+    assert web.check_output("getent passwd app").endswith(":/usr/sbin/nologin")
     assert not _grep(redis, "changed by hand", broker)
     assert redis.check_output("systemctl is-active redis-server@broker.service") == "active"
     assert redis.check_output(f"{REDIS_CLI} CONFIG GET timeout").split()[1] == "0"

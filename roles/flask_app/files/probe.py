@@ -2,9 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Run on the host by the flask_app role (python3 -c): one look at the app's
-# interpreter, releases, static contents and links, printed as JSON. Reads only.
+# interpreter, releases, static contents and links, its user, group and
+# directories, printed as JSON. Reads only.
+import grp
 import json
 import os
+import pwd
+import stat
 import subprocess
 import sys
 
@@ -65,6 +69,32 @@ def directories(parent, prefix=''):
     return found
 
 
+def account(spec):
+    """The app's group and user as the host has them, and the owner, group and mode of its directories:
+    what the role's account and directory steps compare before they run (a rerun runs none of them)."""
+    if not spec:
+        return {}
+    try:
+        group = grp.getgrnam(spec['group']).gr_gid
+    except KeyError:
+        group = None
+    try:
+        entry = pwd.getpwnam(spec['user'])
+        user = {'gid': entry.pw_gid, 'home': entry.pw_dir, 'shell': entry.pw_shell}
+    except KeyError:
+        user = None
+    dirs = {}
+    for path in spec['dirs']:
+        try:
+            found = os.lstat(path)
+        except OSError:
+            dirs[path] = None
+            continue
+        dirs[path] = {'dir': stat.S_ISDIR(found.st_mode), 'uid': found.st_uid, 'gid': found.st_gid,
+                      'mode': '%04o' % stat.S_IMODE(found.st_mode)}
+    return {'group_gid': group, 'user': user, 'dirs': dirs}
+
+
 static_dir = paths['static_dir']
 version = python_version(paths['python'])
 releases = directories(paths['releases'])
@@ -80,4 +110,5 @@ print(json.dumps({
     'static_link': link(static_dir),
     'static_is_dir': bool(static_dir) and os.path.isdir(static_dir) and not os.path.islink(static_dir),
     'static_contents': directories(os.path.dirname(static_dir), os.path.basename(static_dir) + '-') if static_dir else [],
+    'account': account(paths.get('account')),
 }))
