@@ -87,6 +87,10 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     # the app's home and its user, which a rerun looks at before it sets either (it does only on a difference)
     web.check_output("chmod 0700 /srv/app && usermod -s /bin/bash app")
     assert web.check_output("stat -c %a /srv/app") == "700" and web.check_output("getent passwd app").endswith(":/bin/bash")
+    # Promtail's account and positions directory (one call that changes only what differs): out of adm, whose
+    # files it reads, and its directory closed
+    web.check_output("gpasswd -d promtail adm && chmod 0700 /var/lib/promtail")
+    assert "adm" not in web.check_output("id -nG promtail").split() and web.check_output("stat -c %a /var/lib/promtail") == "700"
     redis.check_output(f"echo '# changed by hand' >> {broker}")
     redis.check_output(f"{REDIS_CLI} CONFIG SET timeout 300")
     assert redis.check_output(f"{REDIS_CLI} CONFIG GET timeout").split()[1] == "300"
@@ -106,6 +110,7 @@ def test_a_rerun_repairs_what_was_changed_by_hand():
     assert web.check_output("systemctl is-active promtail.service") == "active"
     assert web.check_output("stat -c %a /srv/app") == "750"
     assert web.check_output("getent passwd app").endswith(":/usr/sbin/nologin")
+    assert "adm" in web.check_output("id -nG promtail").split() and web.check_output("stat -c %a /var/lib/promtail") == "750"
     assert not _grep(redis, "changed by hand", broker)
     assert redis.check_output("systemctl is-active redis-server@broker.service") == "active"
     assert redis.check_output(f"{REDIS_CLI} CONFIG GET timeout").split()[1] == "0"
