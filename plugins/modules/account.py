@@ -106,11 +106,11 @@ changed_objects:
 """
 
 import grp
-import os
 import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.flaskfleet.stack.plugins.module_utils.directories import NotADirectory, ensure_directory
 
 
 def read_group(name):
@@ -131,25 +131,23 @@ def read_user(name):
             'groups': sorted(found.gr_name for found in grp.getgrall() if name in found.gr_mem)}
 
 
-def read_dir(path):
-    """A path's type, owner, group and mode as the host has them, or None when nothing is there."""
-    try:
-        found = os.lstat(path)
-    except FileNotFoundError:
+def describe(found):
+    """A path's lstat (None: nothing there) as --diff shows it: its type, owner, group and mode."""
+    if found is None:
         return None
     return {'dir': stat.S_ISDIR(found.st_mode), 'uid': found.st_uid, 'gid': found.st_gid,
             'mode': '%04o' % stat.S_IMODE(found.st_mode)}
 
 
-def user_commands(group, user, gid, found):
-    """The commands that bring the user to what `user` wants, given the group's gid (None: not made yet) and the
-    user as found (None: missing). Pure: the unit tests drive it with tables."""
+def user_command(group, user, gid, found):
+    """The command that brings the user to what `user` wants, or None when it is as wanted, given the group's gid
+    (None: not made yet) and the user as found (None: missing). Pure: the unit tests drive it with tables."""
     if found is None:
         argv = ['useradd', '--system', '--gid', group, '--home-dir', user['home'], '--no-create-home',
                 '--shell', user['shell']]
         if user['groups']:
             argv += ['--groups', ','.join(user['groups'])]
-        return [argv + [user['name']]]
+        return argv + [user['name']]
     argv = ['usermod']
     if gid is None or found['gid'] != gid:
         argv += ['--gid', group]
@@ -160,12 +158,7 @@ def user_commands(group, user, gid, found):
     missing = [name for name in user['groups'] if name not in found['groups']]
     if missing:
         argv += ['--append', '--groups', ','.join(missing)]
-    return [argv + [user['name']]] if len(argv) > 1 else []
-
-
-def dir_differs(found, uid, gid, mode):
-    """Whether a directory as found (None: missing) differs from the wanted owner, group and mode."""
-    return found is None or not found['dir'] or (found['uid'], found['gid'], found['mode']) != (uid, gid, mode)
+    return argv + [user['name']] if len(argv) > 1 else None
 
 
 def main():
@@ -203,17 +196,15 @@ def main():
         run(['groupadd', '--system', group])
         gid = read_group(group)
     found = read_user(user['name'])
-    commands = user_commands(group, user, gid, found)
-    if commands:
+    command = user_command(group, user, gid, found)
+    if command:
         changed.append('user')
         before['user'] = found
         after['user'] = {'group': group, 'home': user['home'], 'shell': user['shell'],
                          'groups': sorted(set((found or {}).get('groups', [])) | set(user['groups']))}
-        for argv in commands:
-            run(argv)
+        run(command)
     for wanted in module.params['dirs']:
         path, mode = wanted['path'], wanted['mode'].zfill(4)
-        found_dir = read_dir(path)
         try:
             uid = pwd.getpwnam(wanted['owner']).pw_uid
             dir_gid = grp.getgrnam(wanted['group']).gr_gid
@@ -223,23 +214,13 @@ def main():
             else:
                 module.fail_json(msg=f"{path}: no such user or group ({wanted['owner']}:{wanted['group']})",
                                  changed_objects=changed)
-        if not dir_differs(found_dir, uid, dir_gid, mode):
-            continue
-        changed.append(path)
-        before[path], after[path] = found_dir, {'owner': wanted['owner'], 'group': wanted['group'], 'mode': mode}
-        if module.check_mode:
-            continue
-        if found_dir is not None and not found_dir['dir']:
+        try:
+            changed_dir, found_dir = ensure_directory(path, uid, dir_gid, int(mode, 8), module.check_mode)
+        except NotADirectory:
             module.fail_json(msg=f"{path} is there and is not a directory", changed_objects=changed)
-        if found_dir is None:
-            umask = os.umask(0o022)  # the parents 0755 whatever the login's umask
-            try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-            finally:
-                os.umask(umask)
-            os.mkdir(path, int(mode, 8))
-        os.chown(path, uid, dir_gid)
-        os.chmod(path, int(mode, 8))
+        if changed_dir:
+            changed.append(path)
+            before[path], after[path] = describe(found_dir), {'owner': wanted['owner'], 'group': wanted['group'], 'mode': mode}
     result = {'changed': bool(changed), 'changed_objects': changed}
     if changed and module._diff:
         result['diff'] = {'before': before, 'after': after}

@@ -157,6 +157,8 @@ import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.flaskfleet.stack.plugins.module_utils.directories import (
+    NotADirectory, attrs_differ, ensure_directory, lstat_or_none)
 
 ENTRY = dict(
     dest=dict(type='path', required=True),
@@ -189,17 +191,6 @@ def _ids(entry):
         raise Refused(f"no such user or group ({entry['owner']}:{entry['group']})") from error
 
 
-def _attrs_differ(info, uid, gid, mode):
-    return info.st_uid != uid or info.st_gid != gid or stat.S_IMODE(info.st_mode) != mode
-
-
-def _lstat(path):
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
 def _run(module, command, path=None):
     """A validate or check command, under umask 022 (a service's, systemd's default) whatever the login's:
     what it makes as it runs is what the service would make (`nginx -t` opens, and so creates, the logs
@@ -225,19 +216,6 @@ def _write_atomically(path, data, uid, gid, mode, check=None):
             os.unlink(tmp)
 
 
-def _make_parents(path):
-    """The missing directories above path, 0755 whatever the login's umask (one under 077 would be root's
-    only, and no service user could reach what is below it)."""
-    missing = []
-    parent = os.path.dirname(path)
-    while parent and parent != os.path.dirname(parent) and not os.path.lexists(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
-    for directory in reversed(missing):
-        os.mkdir(directory, 0o755)
-        os.chmod(directory, 0o755)
-
-
 class Sync:
     """Bring entries to their state one by one, remembering how to undo each change."""
 
@@ -260,34 +238,23 @@ class Sync:
         self.undo.append((path, before, info, link))
 
     def directory(self, entry, uid, gid, mode):
-        path = entry['dest']
-        info = _lstat(path)
-        if info is None:
-            if not self.check_mode:
-                _make_parents(path)
-                os.mkdir(path, mode)
-                os.chown(path, uid, gid)
-                os.chmod(path, mode)
-                self.undo.append((path, None, None, None))
-            return True, None
-        if not stat.S_ISDIR(info.st_mode):
-            raise Refused('exists and is not a directory')
-        if not _attrs_differ(info, uid, gid, mode):
-            return False, None
-        if not self.check_mode:
-            self._remember(path, info)
-            os.chown(path, uid, gid)
-            os.chmod(path, mode)
-        return True, None
+        try:
+            changed, before = ensure_directory(entry['dest'], uid, gid, mode, self.check_mode)
+        except NotADirectory as error:
+            raise Refused('exists and is not a directory') from error
+        if changed and not self.check_mode:
+            # put back: removed when this call made it, else its owner and mode
+            self.undo.append((entry['dest'], None, before, None))
+        return changed, None
 
     def file(self, entry, uid, gid, mode):
         if entry['stage']:
             return self.staged_file(entry, uid, gid, mode)
         path, wanted = entry['dest'], entry['content'].encode('utf-8')
-        if _lstat(path + STAGED) is not None:
+        if lstat_or_none(path + STAGED) is not None:
             # written in place now: a copy an earlier run staged must never be committed over it
             self.absent(dict(entry, dest=path + STAGED, links_only=False))
-        info = _lstat(path)
+        info = lstat_or_none(path)
         before = None
         if info is not None:
             if not stat.S_ISREG(info.st_mode):
@@ -295,7 +262,7 @@ class Sync:
             with open(path, 'rb') as handle:
                 before = handle.read()
             if before == wanted:
-                if not _attrs_differ(info, uid, gid, mode):
+                if not attrs_differ(info, uid, gid, mode):
                     return False, None
                 if not self.check_mode:
                     self._remember(path, info, before)
@@ -320,15 +287,15 @@ class Sync:
     def staged_file(self, entry, uid, gid, mode):
         """The file's new content, checked, in <dest>.staged; dest itself is not touched."""
         path = entry['dest']
-        live = _lstat(path)
+        live = lstat_or_none(path)
         if live is not None and not stat.S_ISREG(live.st_mode):
             raise Refused('exists and is not a regular file')
         staged = dict(entry, dest=path + STAGED, stage=False)
-        if live is not None and not _attrs_differ(live, uid, gid, mode):
+        if live is not None and not attrs_differ(live, uid, gid, mode):
             with open(path, 'rb') as handle:
                 if handle.read() == entry['content'].encode('utf-8'):
                     # live as wanted: a copy an earlier run staged is obsolete
-                    if _lstat(staged['dest']) is not None:
+                    if lstat_or_none(staged['dest']) is not None:
                         self.absent(staged)
                     return False, None
         _changed, diff = self.file(staged, uid, gid, mode)
@@ -345,7 +312,7 @@ class Sync:
         path, target = entry['dest'], entry['target']
         if not target:
             raise Refused('a link needs its target')
-        info = _lstat(path)
+        info = lstat_or_none(path)
         if info is not None and stat.S_ISLNK(info.st_mode) and os.readlink(path) == target:
             return False, None
         if info is not None and not stat.S_ISLNK(info.st_mode):
@@ -359,7 +326,7 @@ class Sync:
 
     def absent(self, entry):
         path = entry['dest']
-        info = _lstat(path)
+        info = lstat_or_none(path)
         if info is None:
             return False, None
         if stat.S_ISDIR(info.st_mode):
@@ -391,7 +358,7 @@ class Sync:
     def rollback(self):
         """Put back, newest first, what this call changed."""
         for path, before, info, link in reversed(self.undo):
-            current = _lstat(path)
+            current = lstat_or_none(path)
             if current is not None and stat.S_ISDIR(current.st_mode):
                 if info is None:  # made by this call
                     os.rmdir(path)
