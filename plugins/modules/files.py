@@ -142,6 +142,13 @@ staged_paths:
   returned: always
   type: list
   elements: str
+created_paths:
+  description:
+    - The destinations of RV(changed_paths) that did not exist before the call (not even as a dangling link), in
+      order. A service whose unit file is among them was not installed before, so it cannot be running.
+  returned: always
+  type: list
+  elements: str
 refused_paths:
   description: The destinations that were changed and then put back because an entry or O(check) failed.
   returned: on failure
@@ -224,6 +231,7 @@ class Sync:
         self.check_mode = module.check_mode
         self.undo = []  # (path, previous bytes or None, previous stat or None, previous link target or None)
         self.changed_paths = []
+        self.created_paths = []
         self.staged_paths = []
         self.diffs = []
 
@@ -387,6 +395,7 @@ def sync_all(module, entries, check=None):
     for entry in entries:
         if not entry['when']:
             continue
+        existed = lstat_or_none(entry['dest']) is not None
         try:
             changed, diff = sync.apply(entry)
         except (Refused, OSError) as error:
@@ -394,6 +403,8 @@ def sync_all(module, entries, check=None):
             return sync, f"{entry['dest']}: {error}"
         if changed:
             sync.changed_paths.append(entry['dest'])
+            if not existed:
+                sync.created_paths.append(entry['dest'])
             if diff and entry['diff']:
                 sync.diffs.append(diff)
     if check and sync.changed_paths and not module.check_mode:
@@ -416,7 +427,7 @@ def main():
     if error:
         module.fail_json(msg=error, changed=False, changed_paths=[], refused_paths=sync.changed_paths)
     result = {'changed': bool(sync.changed_paths or sync.undo), 'changed_paths': sync.changed_paths,
-              'staged_paths': sync.staged_paths}
+              'created_paths': sync.created_paths, 'staged_paths': sync.staged_paths}
     if module._diff and sync.diffs:
         result['diff'] = sync.diffs
     module.exit_json(**result)

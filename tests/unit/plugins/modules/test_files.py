@@ -72,6 +72,8 @@ def test_a_file_is_written_only_when_it_differs(tmp_path, before, wanted_mode, c
     sync, error = run([entry(dest=str(path), content='same\n', mode=wanted_mode)])
     assert error is None
     assert sync.changed_paths == ([str(path)] if changed else [])
+    # created: only a file that was not there before the call
+    assert sync.created_paths == ([str(path)] if changed and not before else [])
     assert read(path) == 'same\n' and mode(path) == 0o640
     if before and not changed:
         assert path.stat().st_ino == inode  # not even rewritten
@@ -239,3 +241,22 @@ def test_a_check_makes_its_files_as_a_service_would_whatever_the_umask(tmp_path)
         os.umask(old)
     assert error is None
     assert mode(made) == 0o644
+
+
+@pytest.mark.parametrize('kind', ['file', 'directory', 'link', 'dangling link'])
+def test_created_paths_names_what_was_not_there_before_the_call(tmp_path, kind):
+    """A new file, directory or link is created; one that was there (a dangling link too) and changed is not."""
+    new, old = tmp_path / 'new', tmp_path / 'old'
+    if kind == 'file':
+        old.write_text('before\n')
+        entries = [entry(dest=str(path), content='after\n', mode='0644') for path in (new, old)]
+    elif kind == 'directory':
+        old.mkdir(mode=0o700)
+        entries = [entry(dest=str(path), state='directory', mode='0750') for path in (new, old)]
+    else:
+        os.symlink('/nowhere' if kind == 'dangling link' else str(tmp_path), old)
+        entries = [entry(dest=str(path), state='link', target='/elsewhere') for path in (new, old)]
+    sync, error = run(entries)
+    assert error is None
+    assert sync.changed_paths == [str(new), str(old)]
+    assert sync.created_paths == [str(new)]
