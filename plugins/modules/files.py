@@ -18,6 +18,10 @@ description:
   - The action plugin of the same name renders O(files[].src) templates (or reads O(files[].copy) files) on the
     controller, from the role's C(templates/) and C(files/) directories, with the task's variables; the module
     receives the rendered content.
+  - A V(tree) entry puts a whole directory in place from a tar packed on the controller by the action plugin (from
+    O(files[].archive_command), checked against O(files[].archive_sha256)), in the same call; the directory is
+    either absent or complete. Its destination is named by its content (a release, a static content named by its
+    digest), so one that exists is left as it is.
   - In check mode nothing is written and each entry that would change is reported; with C(--diff) each changed
     file's before and after are shown.
 options:
@@ -35,8 +39,15 @@ options:
         description:
           - V(file) writes O(files[].content); V(directory) makes the directory (and missing parents, mode 0755); V(link) makes
             O(files[].dest) a symbolic link to O(files[].target); V(absent) removes a file or link.
+          - V(tree) makes O(files[].dest) a directory holding the tar that O(files[].archive_command) prints on the
+            controller, when O(files[].dest) does not exist yet (missing parents are made, mode 0755). The tar is
+            unpacked into C(<dest>.unpacking) (what an interrupted call left there is removed first), every member
+            owned by O(files[].owner) and O(files[].group) with the mode and time the tar gives it (O(files[].mode)
+            and the time of the unpack for the directory itself), then renamed to O(files[].dest). A member with an
+            absolute name or a C(..) component, one under a symbolic link, a link leading out of the tree, or a
+            member of another kind than file, directory and link fails the entry.
         type: str
-        choices: [file, directory, link, absent]
+        choices: [file, directory, link, absent, tree]
         default: file
       target:
         description: What a V(link) points to.
@@ -50,6 +61,24 @@ options:
       content:
         description: The file's content, when neither O(files[].src) nor O(files[].copy) is given.
         type: str
+      archive_command:
+        description:
+          - With V(tree), a shell command the action plugin runs on the controller (not in check mode); what it
+            prints is the tar to unpack. Read by the action plugin only.
+        type: str
+      archive_sha256:
+        description:
+          - With V(tree), the sha256 the tar must have, or the start of it (a fingerprint taken earlier in the run);
+            a tar that differs fails the task before anything changes on the host. Read by the action plugin only.
+        type: str
+      archive:
+        description: The tar, base64-encoded (set by the action plugin from O(files[].archive_command), up to 8 MiB).
+        type: str
+      archive_path:
+        description:
+          - The tar's path on the host (set by the action plugin for a tar over 8 MiB, which it transfers into the
+            task's temporary directory first).
+        type: path
       owner:
         description: Owner name; default root.
         type: str
@@ -59,7 +88,7 @@ options:
         type: str
         default: root
       mode:
-        description: Octal mode as a string, for example V("0640"); required for files and directories.
+        description: Octal mode as a string, for example V("0640"); required for files, directories and trees (the tree's top directory).
         type: str
       diff:
         description: Whether C(--diff) shows this file's content (false for keys and secrets).
@@ -156,24 +185,33 @@ refused_paths:
   elements: str
 """
 
+import base64
 import grp
+import io
 import os
+import posixpath
 import pwd
 import shlex
+import shutil
 import stat
+import tarfile
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.flaskfleet.stack.plugins.module_utils.directories import (
-    NotADirectory, attrs_differ, ensure_directory, lstat_or_none)
+    NotADirectory, attrs_differ, ensure_directory, lstat_or_none, make_parents)
 
 ENTRY = dict(
     dest=dict(type='path', required=True),
-    state=dict(type='str', choices=['file', 'directory', 'link', 'absent'], default='file'),
+    state=dict(type='str', choices=['file', 'directory', 'link', 'absent', 'tree'], default='file'),
     target=dict(type='str'),
     src=dict(type='str'),
     copy=dict(type='str'),
     content=dict(type='str'),
+    archive_command=dict(type='str'),
+    archive_sha256=dict(type='str'),
+    archive=dict(type='str', no_log=True),
+    archive_path=dict(type='path'),
     owner=dict(type='str', default='root'),
     group=dict(type='str', default='root'),
     mode=dict(type='str'),
@@ -185,6 +223,7 @@ ENTRY = dict(
 )
 
 STAGED = '.staged'  # the suffix flaskfleet.stack.staged commits
+UNPACKING = '.unpacking'  # where a tree entry is unpacked before its rename
 
 
 class Refused(Exception):
@@ -223,6 +262,75 @@ def _write_atomically(path, data, uid, gid, mode, check=None):
             os.unlink(tmp)
 
 
+def _escapes(name):
+    """Whether a tar member's name (or a link's target, relative to the tree) leads out of the tree."""
+    normal = posixpath.normpath(name)
+    return name.startswith('/') or normal == '..' or normal.startswith('../')
+
+
+def _checked_members(tar):
+    """The tar's members, each a file, directory or link that stays inside the tree (nothing under a symbolic
+    link, a hard link only to a file of the tar); Refused otherwise."""
+    members = tar.getmembers()
+    by_name = {posixpath.normpath(member.name): member for member in members}
+    symlinks = {name for name, member in by_name.items() if member.issym()}
+    for member in members:
+        name = posixpath.normpath(member.name)
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            raise Refused(f'the tar holds {member.name}, which is not a file, directory or link')
+        if _escapes(member.name) or '..' in member.name.split('/'):
+            raise Refused(f'the tar holds {member.name}, a name that leads out of the tree')
+        parts = name.split('/')
+        if any('/'.join(parts[:end]) in symlinks for end in range(1, len(parts))):
+            raise Refused(f'the tar holds {member.name}, a name under a link')
+        if member.issym() and (member.linkname.startswith('/')
+                               or _escapes(posixpath.join(posixpath.dirname(name), member.linkname))):
+            raise Refused(f'the tar holds {member.name}, a link to {member.linkname} outside the tree')
+        if member.islnk():
+            if _escapes(member.linkname) or '..' in member.linkname.split('/'):
+                raise Refused(f'the tar holds {member.name}, a link to {member.linkname} outside the tree')
+            target = by_name.get(posixpath.normpath(member.linkname))
+            if target is None or not target.isreg():
+                raise Refused(f'the tar holds {member.name}, a hard link to {member.linkname}, not a file of the tar')
+    return members
+
+
+def unpack_tree(tar_file, path, uid, gid, mode):
+    """Unpack the tar (a file object) into <path>.unpacking, owned by uid:gid, the top directory given `mode`,
+    then rename it to `path`. What an interrupted unpack left is removed first; a failure removes its own."""
+    work = path + UNPACKING
+    if os.path.lexists(work):
+        if os.path.isdir(work) and not os.path.islink(work):
+            shutil.rmtree(work)
+        else:
+            os.unlink(work)
+    os.mkdir(work, 0o700)
+    try:
+        with tarfile.open(fileobj=tar_file, mode='r:') as tar:
+            members = _checked_members(tar)
+            # the data filter where the interpreter has it (3.12+): the checks above and below hold either way
+            extra = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
+            tar.extractall(work, members=members, **extra)  # nosec B202: members checked above
+        top = os.path.realpath(work)
+        for member in members:
+            if member.issym():
+                # a link made only of links that stay inside each (a -> ., b -> a/..) may still lead out
+                resolved = os.path.realpath(os.path.join(work, member.name))
+                if resolved != top and not resolved.startswith(top + os.sep):
+                    raise Refused(f'the tar holds {member.name}, a link to {member.linkname} outside the tree')
+        for root, dirs, files in os.walk(work):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, gid)
+        os.chown(work, uid, gid)
+        os.chmod(work, mode)
+        # the time of the unpack (the tar's './' would give it the tar's): what sorts contents by age reads it
+        os.utime(work)
+        os.rename(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
 class Sync:
     """Bring entries to their state one by one, remembering how to undo each change."""
 
@@ -233,6 +341,7 @@ class Sync:
         self.changed_paths = []
         self.created_paths = []
         self.staged_paths = []
+        self.trees = set()  # tree entries this call unpacked (rollback removes them whole)
         self.diffs = []
 
     def _remember(self, path, info, before=None):
@@ -332,6 +441,34 @@ class Sync:
             os.symlink(target, path)
         return True, None
 
+    def tree(self, entry, uid, gid, mode):
+        path = entry['dest']
+        info = lstat_or_none(path)
+        if info is not None:
+            if stat.S_ISDIR(info.st_mode):
+                return False, None  # named by its content: the tree is there
+            raise Refused('exists and is not a directory')
+        if self.check_mode:
+            return True, None
+        if entry['archive'] is not None:
+            tar_file = io.BytesIO(base64.b64decode(entry['archive']))
+        elif entry['archive_path']:
+            tar_file = open(entry['archive_path'], 'rb')  # pylint: disable=consider-using-with
+        else:
+            raise Refused('a tree needs its archive (the action plugin packs it from archive_command)')
+        try:
+            make_parents(path)
+            unpack_tree(tar_file, path, uid, gid, mode)
+        except tarfile.TarError as error:
+            # the data filter's refusals (3.12+: FilterError), where they come before the checks of this module
+            what = 'leads out of the tree' if isinstance(error, getattr(tarfile, 'FilterError', ())) else 'cannot be read'
+            raise Refused(f'the tar {what}: {error}') from error
+        finally:
+            tar_file.close()
+        self.trees.add(path)
+        self.undo.append((path, None, None, None))
+        return True, None
+
     def absent(self, entry):
         path = entry['dest']
         info = lstat_or_none(path)
@@ -348,7 +485,7 @@ class Sync:
 
     def apply(self, entry):
         state = entry['state']
-        if state in ('file', 'directory'):
+        if state in ('file', 'directory', 'tree'):
             if entry['mode'] is None:
                 raise Refused(f'a {state} needs a mode')
             try:
@@ -358,6 +495,8 @@ class Sync:
             uid, gid = _ids(entry)
             if state == 'directory':
                 return self.directory(entry, uid, gid, mode)
+            if state == 'tree':
+                return self.tree(entry, uid, gid, mode)
             if entry['content'] is None:
                 raise Refused('a file needs its content (the action plugin renders src or reads copy)')
             return self.file(entry, uid, gid, mode)
@@ -367,6 +506,9 @@ class Sync:
         """Put back, newest first, what this call changed."""
         for path, before, info, link in reversed(self.undo):
             current = lstat_or_none(path)
+            if path in self.trees:  # unpacked by this call, whole
+                shutil.rmtree(path)
+                continue
             if current is not None and stat.S_ISDIR(current.st_mode):
                 if info is None:  # made by this call
                     os.rmdir(path)

@@ -116,3 +116,39 @@ def test_files_renders_like_template_and_writes_only_what_differs(tmp_path):
     assert rc != 0 and results[0]['failed']
     assert results[0]['msg'].startswith(f'{site}: not replaced: its check'), results[0]['msg']
     assert 'name app;' in site.read_text()
+
+
+def test_files_unpacks_a_tree_packed_on_the_controller_only_as_fingerprinted(tmp_path):
+    source, host = tmp_path / 'source', tmp_path / 'host'
+    (source / 'pkg').mkdir(parents=True)
+    (source / 'pkg' / 'app.py').write_text('print("hi")\n')
+    (source / 'big.bin').write_bytes(os.urandom(9 * 1024 * 1024))  # over the 8 MiB that travel in the arguments
+    host.mkdir()
+    pack = f'tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu -C {source} -cf - .'
+    digest = subprocess.run(f'{pack} | sha256sum', shell=True, capture_output=True, text=True, check=True).stdout.split()[0]
+    ids = {'owner': pwd.getpwuid(os.getuid()).pw_name, 'group': grp.getgrgid(os.getgid()).gr_name}
+
+    def tasks(dest, sha256):
+        return [{'flaskfleet.stack.files': {'files': [
+            {'dest': str(dest), 'state': 'tree', 'mode': '0750', 'archive_command': pack, 'archive_sha256': sha256, **ids},
+        ]}}]
+    # a tree changed since its fingerprint: nothing on the host
+    rc, results = play(tmp_path, tasks(host / 'stale', 'ab' * 6))
+    assert rc != 0 and 'the tree on the controller changed during the run' in results[0]['msg'], results
+    assert f'fingerprinted as {"ab" * 6}' in results[0]['msg'] and os.listdir(host) == []
+    # check mode: reported, nothing packed or written
+    rc, results = play(tmp_path, tasks(host / 'big', digest), None, '--check')
+    assert rc == 0 and results[0]['changed_paths'] == [str(host / 'big')] and os.listdir(host) == []
+    # the big tree travels as a file in the task's temporary directory (removed after)
+    rc, results = play(tmp_path, tasks(host / 'big', digest[:12]))
+    assert rc == 0 and results[0]['changed_paths'] == [str(host / 'big')], results
+    assert (host / 'big' / 'pkg' / 'app.py').read_text() == 'print("hi")\n'
+    assert (host / 'big' / 'big.bin').read_bytes() == (source / 'big.bin').read_bytes()
+    assert sorted(os.listdir(host)) == ['big'] and (os.stat(host / 'big').st_mode & 0o777) == 0o750
+    rc, results = play(tmp_path, tasks(host / 'big', digest))
+    assert rc == 0 and results[0]['changed'] is False
+    # a small one in the module's arguments, shown as hidden in the result
+    (source / 'big.bin').unlink()
+    digest = subprocess.run(f'{pack} | sha256sum', shell=True, capture_output=True, text=True, check=True).stdout.split()[0]
+    rc, results = play(tmp_path, tasks(host / 'small', digest))
+    assert rc == 0 and sorted(os.listdir(host / 'small')) == ['pkg'], results

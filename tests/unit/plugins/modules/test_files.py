@@ -5,11 +5,16 @@
 
 from __future__ import annotations
 
+import base64
 import grp
+import io
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import tarfile
+import time
 
 import pytest
 
@@ -260,3 +265,109 @@ def test_created_paths_names_what_was_not_there_before_the_call(tmp_path, kind):
     assert error is None
     assert sync.changed_paths == [str(new), str(old)]
     assert sync.created_paths == [str(new)]
+
+
+def tar_of(members):
+    """A tar (bytes) of (name, kind, data or link target, mode) members, as GNU tar packs a tree: './' first."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w', format=tarfile.GNU_FORMAT) as tar:
+        for name, kind, data, member_mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode = member_mode
+            if kind == 'dir':
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind in ('sym', 'hard'):
+                info.type = tarfile.SYMTYPE if kind == 'sym' else tarfile.LNKTYPE
+                info.linkname = data
+                tar.addfile(info)
+            elif kind == 'fifo':
+                info.type = tarfile.FIFOTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+TREE = [('./', 'dir', None, 0o755), ('./app', 'dir', None, 0o755), ('./app/__init__.py', 'file', b'x = 1\n', 0o644),
+        ('./run.sh', 'file', b'#!/bin/sh\n', 0o755), ('./app/alias.py', 'sym', '__init__.py', 0o777),
+        ('./same.py', 'hard', './app/__init__.py', 0o644)]
+
+
+def tree_entry(dest, members=None, **given):
+    return entry(dest=str(dest), state='tree', mode='0750', archive=base64.b64encode(tar_of(members or TREE)).decode(), **given)
+
+
+def test_a_tree_is_unpacked_whole_with_its_owner_then_left_as_it_is(tmp_path):
+    dest = tmp_path / 'src'
+    (tmp_path / 'src.unpacking').mkdir()  # what an interrupted call left
+    (tmp_path / 'src.unpacking' / 'stale').write_text('old\n')
+    sync, error = run([tree_entry(dest)])
+    assert error is None and sync.changed_paths == [str(dest)] and sync.created_paths == [str(dest)]
+    assert sorted(os.listdir(tmp_path)) == ['src']  # no work directory left, the stale one gone
+    assert sorted(os.listdir(dest)) == ['app', 'run.sh', 'same.py']
+    assert read(dest / 'app' / '__init__.py') == 'x = 1\n' and read(dest / 'same.py') == 'x = 1\n'
+    assert os.readlink(dest / 'app' / 'alias.py') == '__init__.py'
+    assert mode(dest) == 0o750 and mode(dest / 'run.sh') == 0o755 and mode(dest / 'app' / '__init__.py') == 0o644
+    # the members keep the tar's time (0 here), the directory has the unpack's: contents sort by age
+    assert os.stat(dest / 'run.sh').st_mtime == 0 and abs(os.stat(dest).st_mtime - time.time()) < 60
+    for top, dirs, files in os.walk(dest):
+        for name in [top] + [os.path.join(top, item) for item in dirs + files]:
+            info = os.lstat(name)
+            assert (pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name) == (OWNER, GROUP), name
+    # named by its content: a directory there is the tree, whatever the archive says now
+    sync, error = run([tree_entry(dest, TREE[:2])])
+    assert error is None and sync.changed_paths == [] and os.path.exists(dest / 'run.sh')
+
+
+@pytest.mark.parametrize('member, problem', [
+    (('/etc/cron.d/x', 'file', b'x', 0o644), '/etc/cron.d/x, a name that leads out of the tree'),
+    (('./../x', 'file', b'x', 0o644), './../x, a name that leads out of the tree'),
+    (('./a/../../x', 'file', b'x', 0o644), './a/../../x, a name that leads out of the tree'),
+    (('./out', 'sym', '../../etc/passwd', 0o777), './out, a link to ../../etc/passwd outside the tree'),
+    (('./abs', 'sym', '/etc/passwd', 0o777), './abs, a link to /etc/passwd outside the tree'),
+    (('./hard', 'hard', '../x', 0o644), './hard, a link to ../x outside the tree'),
+    (('./pipe', 'fifo', None, 0o644), './pipe, which is not a file, directory or link'),
+    (('./app/alias.py/x', 'file', b'x', 0o644), './app/alias.py/x, a name under a link'),
+    (('./twin', 'hard', './app', 0o644), './twin, a hard link to ./app, not a file of the tar'),
+])
+def test_a_tree_whose_tar_leads_out_of_it_is_refused_and_nothing_is_left(tmp_path, member, problem):
+    dest = tmp_path / 'src'
+    sync, error = run([tree_entry(dest, TREE + [member])])
+    assert error == f'{dest}: the tar holds {problem}'
+    assert os.listdir(tmp_path) == [] and sync.changed_paths == []
+
+
+def test_a_tree_whose_links_lead_out_together_is_refused(tmp_path):
+    # each target stays inside as written; resolved one through the other, ./b is the tree's parent
+    dest = tmp_path / 'src'
+    _sync, error = run([tree_entry(dest, TREE + [('./a', 'sym', '.', 0o777), ('./b', 'sym', 'a/..', 0o777)])])
+    # (the interpreter's data filter, where it has one, says it first, in its words)
+    assert error in (f'{dest}: the tar holds ./b, a link to a/.. outside the tree',
+                     f"{dest}: the tar leads out of the tree: './b' would link to '{tmp_path}', which is outside the destination")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_tree_in_check_mode_a_file_in_its_place_and_a_failing_set_check(tmp_path):
+    dest = tmp_path / 'src'
+    sync, error = run([tree_entry(dest)], check_mode=True)
+    assert error is None and sync.changed_paths == [str(dest)] and os.listdir(tmp_path) == []
+    dest.write_text('not a directory\n')
+    _sync, error = run([tree_entry(dest)])
+    assert error == f'{dest}: exists and is not a directory'
+    dest.unlink()
+    # missing parents are made (0755)
+    sync, error = run([tree_entry(tmp_path / 'missing' / 'src')])
+    assert error is None and os.path.isfile(tmp_path / 'missing' / 'src' / 'run.sh') and mode(tmp_path / 'missing') == 0o755
+    shutil.rmtree(tmp_path / 'missing')
+    # the set's check fails: the tree this call unpacked goes, whole
+    _sync, error = run([tree_entry(dest)], check='false')
+    assert error is not None and os.listdir(tmp_path) == []
+    # from a file on the host (the action plugin transfers a large tar), not a readable tar
+    archive = tmp_path / 'tree.tar'
+    archive.write_bytes(tar_of(TREE))
+    sync, error = run([entry(dest=str(dest), state='tree', mode='0755', archive_path=str(archive))])
+    assert error is None and read(dest / 'run.sh') == '#!/bin/sh\n'
+    _sync, error = run([entry(dest=str(tmp_path / 'other'), state='tree', mode='0755', archive=base64.b64encode(b'no tar').decode())])
+    assert error.startswith(f"{tmp_path / 'other'}: the tar cannot be read") and not (tmp_path / 'other.unpacking').exists()
