@@ -52,6 +52,9 @@ def main(argv=None) -> int:
     parser.add_argument('--host', default='flaskfleet-bench')
     parser.add_argument('--client', default='flaskfleet-bench-client')
     parser.add_argument('--ip', required=True, help='the host container address on the bench network')
+    parser.add_argument('--network', default='flaskfleet-bench', help='the bench network (the later fresh rounds\' hosts join it)')
+    parser.add_argument('--fresh', type=int, default=int(os.environ.get('FLASKFLEET_BENCH_FRESH', '3')),
+                        help='rounds of fresh runs (baseline, then web host), the medians compared')
     parser.add_argument('--duration', type=int, default=int(os.environ.get('FLASKFLEET_BENCH_DURATION', '10')))
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--connections', type=int, default=64)

@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The converge phase (docs/bench.md): the web host and the plain-task baseline fresh, the rest of the stack, rounds
-of timed reruns through the engine's connection and over SSH, the remote execs of each."""
+of timed reruns through the engine's connection and over SSH, the remote execs of each; more rounds of fresh runs,
+each on a host of its own."""
 from __future__ import annotations
 
 import statistics
+import subprocess
 
 from commands import Host
-from common import BASELINE, SITE, WEB_TAGS
+from common import BASELINE, ROOT, SITE, WEB_TAGS
 from playbook_stats import EXEC_COUNTING
 from playbooks import Playbooks
 from stats import ratio
@@ -57,6 +59,36 @@ def undo_baseline(host: Host) -> list:
     return purged
 
 
+def fresh_pair(playbooks: Playbooks, host: Host, suffix: str = '', extra: dict | None = None,
+               log_execs: bool = False) -> tuple:
+    """On a host as it came (the packages of the base image, fresh lists): the baseline's fresh run, then everything
+    it left taken away again (its packages purged, the downloaded .debs and pip's cache too), then the web host's
+    fresh run. (The baseline's record, the packages purged, the web host's record.)"""
+    host.shell(f"{INSTALLED} > {PACKAGES_BEFORE}")
+    baseline = playbooks.run(f'baseline-fresh{suffix}', BASELINE, extra=extra, log_execs=log_execs)
+    undone = undo_baseline(host)
+    return baseline, undone, playbooks.run(f'web-fresh{suffix}', SITE, tags=WEB_TAGS, extra=extra, log_execs=log_execs)
+
+
+def later_fresh_rounds(playbooks: Playbooks, host: Host, record: dict) -> None:
+    """Rounds 2 and on of the fresh runs, each on a new host of its own made as the bench's was
+    (tools/harness/bench-host.sh, removed after its round) and reached through the same inventory host
+    (ansible_host names the container); then the medians of every round and their ratio."""
+    opts = playbooks.opts
+    for index in range(2, opts.fresh + 1):
+        name = f'{host.name}-fresh-{index}'
+        subprocess.run([str(ROOT / 'tools' / 'harness' / 'bench-host.sh'), name, opts.network], check=True,
+                       stdout=subprocess.DEVNULL, timeout=600)
+        try:
+            baseline, _undone, web = fresh_pair(playbooks, Host(host.cli, name), f'-{index}', extra={'ansible_host': name})
+        finally:
+            subprocess.run([host.cli, 'rm', '-f', name], check=False, capture_output=True, timeout=120)
+        record['fresh_rounds'].append({'host': name, 'baseline': baseline, 'web': web})
+    record['fresh_s'] = statistics.median(entry['web']['seconds'] for entry in record['fresh_rounds'])
+    record['baseline_fresh_s'] = statistics.median(entry['baseline']['seconds'] for entry in record['fresh_rounds'])
+    record['fresh_ratio'] = ratio(record['fresh_s'], record['baseline_fresh_s'])
+
+
 def phase_converge(playbooks: Playbooks, host: Host, record: dict) -> None:
     """The baseline fresh, then the web host fresh on the host as the baseline found it (undo_baseline); the rest
     of the stack (Redis, Celery, Loki, Promtail: site.yml without tags); rounds of reruns of the web host (its
@@ -66,14 +98,10 @@ def phase_converge(playbooks: Playbooks, host: Host, record: dict) -> None:
     ssh_host = playbooks.opts.ssh_host
     record['connection'] = playbooks.connection
     record['exec_counting'] = EXEC_COUNTING
-    # Both fresh runs on the host as it came (the packages of the base image, fresh lists): the baseline
-    # first, then everything it left is taken away again (its packages purged, the downloaded .debs and
-    # pip's cache too), then the web host's run, then the baseline once more (untimed) for its reruns.
-    host.shell(f"{INSTALLED} > {PACKAGES_BEFORE}")
-    record['baseline_fresh'] = playbooks.run('baseline-fresh', BASELINE, log_execs=True)
-    record['baseline_undone'] = undo_baseline(host)
-    record['fresh'] = playbooks.run('web-fresh', SITE, tags=WEB_TAGS, log_execs=True)
-    record['fresh_ratio'] = ratio(record['fresh']['seconds'], record['baseline_fresh']['seconds'])
+    # The first round of fresh runs on this host (their remote execs counted from their own logs), then the
+    # baseline once more (untimed) for its reruns; the later rounds at the end of the phase.
+    record['baseline_fresh'], record['baseline_undone'], record['fresh'] = fresh_pair(playbooks, host, log_execs=True)
+    record['fresh_rounds'] = [{'host': host.name, 'baseline': record['baseline_fresh'], 'web': record['fresh']}]
     playbooks.run('baseline-again', BASELINE)
     # The whole stack on the same host: Redis, Celery, Loki and Promtail join the web host's roles.
     record['rest_of_stack'] = playbooks.run('stack-first', SITE, log_execs=True)
@@ -96,5 +124,6 @@ def phase_converge(playbooks: Playbooks, host: Host, record: dict) -> None:
                              baseline_rerun_execs=playbooks.count_execs('baseline-rerun-ssh-count', BASELINE, ssh=True))
     else:
         record['ssh'] = {'skipped': 'no --ssh-host (sshd not set up by tools/harness/bench.sh)'}
+    later_fresh_rounds(playbooks, host, record)
     # Out of the way of the loads: the baseline's app, and Loki and Promtail (logs stay in the journal).
     host.shell('systemctl stop baseline loki promtail', check=False)

@@ -184,6 +184,7 @@ def _render_converge(record: dict) -> list:
     web = f'site.yml --tags {WEB_TAGS}'
     base = 'tools/bench/baseline.yml'
     reruns = len(converge.get('reruns', []))
+    fresh_rounds = converge.get('fresh_rounds') or [{'web': converge['fresh'], 'baseline': converge['baseline_fresh']}]
     lines = ['', f'Converge of the bench host ({converge.get("connection")} unless said; the same host for every row). '
              f'The reruns go in {reruns} round{"" if reruns == 1 else "s"} (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
              'baseline), and the medians are compared. Remote execs (docs/bench.md): processes the connection started on '
@@ -191,13 +192,15 @@ def _render_converge(record: dict) -> list:
              'itself (its -vvv lines to a log file). Changed: the most of any timed run of the row. The fresh runs: the '
              'baseline first, then, with what it left taken away (its files and the '
              f'{len(converge.get("baseline_undone", []))} packages it installed, purged; apt\'s .debs and pip\'s '
-             'cache), the web host.', '',
+             f'cache), the web host; {len(fresh_rounds)} round{"" if len(fresh_rounds) == 1 else "s"} of them, the first on '
+             'the bench\'s host, each later one on a new host of its own, and the medians compared (remote execs: the '
+             'first round\'s, counted from its log).', '',
              _row(['run', 'playbook', 'seconds', 'remote execs', 'changed', 'tasks (ok / skipped)', 'module runs']),
              _row(['---', '---', '---:', '---:', '---:', '---:', '---:']),
-             _converge_row('web host, fresh', web, converge['fresh']['seconds'], [converge['fresh']],
-                           converge['fresh'].get('execs')),
-             _converge_row('plain-task baseline, fresh', base, converge['baseline_fresh']['seconds'],
-                           [converge['baseline_fresh']], converge['baseline_fresh'].get('execs'))]
+             _converge_row('web host, fresh', web, converge.get('fresh_s', converge['fresh']['seconds']),
+                           [entry['web'] for entry in fresh_rounds], converge['fresh'].get('execs')),
+             _converge_row('plain-task baseline, fresh', base, converge.get('baseline_fresh_s', converge['baseline_fresh']['seconds']),
+                           [entry['baseline'] for entry in fresh_rounds], converge['baseline_fresh'].get('execs'))]
     if converge.get('reruns'):
         lines += [_converge_row('web host, rerun', web, converge['rerun_s'], converge['reruns'], converge.get('rerun_execs')),
                   _converge_row('plain-task baseline, rerun', base,
@@ -220,6 +223,10 @@ def _render_converge(record: dict) -> list:
     elif ssh.get('reruns'):
         lines += ['', f'Over SSH: ansible.builtin.ssh to {ssh["address"]}:22 as root, pipelining on, ssh_args '
                   f'`{ssh["ssh_args"]}`, the master connection opened before the timed runs.']
+    if len(fresh_rounds) > 1:
+        lines += ['', 'Fresh rounds (seconds, in order): web host '
+                  + ', '.join(f'{entry["web"]["seconds"]:.1f}' for entry in fresh_rounds) + '; baseline '
+                  + ', '.join(f'{entry["baseline"]["seconds"]:.1f}' for entry in fresh_rounds) + '.']
     # Measured values only: the goals and whether they are met are in the Targets table (targets()).
     lines += ['', 'Against the baseline:', '', _row(['row', 'measured']), _row(['---', '---:'])]
     for row in converge_ratios(record):

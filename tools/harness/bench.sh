@@ -14,6 +14,9 @@
 #   FLASKFLEET_BENCH_REPEATS=2     runs of each load, interleaved with its group's (the median is kept)
 #   FLASKFLEET_BENCH_RERUNS=3      timed idempotent reruns of each playbook, alternated with the baseline's
 #                                  (the median is compared); then one untimed -vvv rerun of each counts its remote execs
+#   FLASKFLEET_BENCH_FRESH=3       rounds of fresh runs (the baseline's, then the web host's; the medians are
+#                                  compared): the first on the bench's host, each later one on a host of its own
+#                                  (tools/harness/bench-host.sh), removed after its round
 #   FLASKFLEET_BENCH_QUIET_BUSY=40, _QUIET_WAIT=90, _QUIET_BUDGET=180
 #                                  before each round, wait until the CPUs are at most 40 % busy,
 #                                  up to 90 s each time and 180 s in all
@@ -60,6 +63,10 @@ cleanup() {
     fi
     "$cli" rm -f "$host" >/dev/null 2>&1 || true
     "$cli" rm -f "$client" >/dev/null 2>&1 || true
+    # the hosts of the later fresh rounds (converge.py removes each after its round)
+    for round in $(seq 2 "${FLASKFLEET_BENCH_FRESH:-3}"); do
+        "$cli" rm -f "$host-fresh-$round" >/dev/null 2>&1 || true
+    done
     "$cli" network rm "$network" >/dev/null 2>&1 || true
 }
 
@@ -77,11 +84,7 @@ eval "$(FLASKFLEET_SUITES=bookworm tools/harness/images.sh)"
 "$cli" rm -f "$client" >/dev/null 2>&1 || true
 trap cleanup EXIT
 "$cli" network inspect "$network" >/dev/null 2>&1 || "$cli" network create "$network" >/dev/null
-"$cli" run -d --name "$host" --hostname "$host" --network "$network" --privileged --cgroupns=host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
-    "$FLASKFLEET_IMAGE_BOOKWORM" >/dev/null
-ip=$("$cli" container inspect "$host" --format "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}")
-[ -n "$ip" ] || { log "no address for $host on $network"; exit 1; }
+ip=$(FLASKFLEET_ENGINE_CLI=$cli tools/harness/bench-host.sh "$host" "$network")
 client_arg=""
 if [ "$needs_client" = 1 ]; then
     # The client resolves the site's name to the host, so wrk sends the SNI and
@@ -95,27 +98,6 @@ if [ "$needs_client" = 1 ]; then
     client_arg=$client
 else
     log "host $host at $ip; phases $phases: no client container"
-fi
-# systemd as PID 1 has to be up before apt (apt-key failed on a host just started).
-for _ in $(seq 1 60); do
-    case $("$cli" exec "$host" systemctl is-system-running --wait 2>/dev/null || true) in
-    running | degraded) break ;;
-    esac
-    sleep 1
-done
-"$cli" exec "$host" apt-get update -qq >/dev/null
-# The host as it comes on this network: it trusts the extra CA certificates
-# (FLASKFLEET_EXTRA_CA_DIR), as a corporate image trusts its proxy, before any
-# timed run. The plain-task baseline's fresh run goes first and has no CA step
-# (its pip reaches PyPI through that proxy); the collection's ca_certificates
-# role still installs its own copy in the web host's fresh run.
-if [ -n "${FLASKFLEET_EXTRA_CA_DIR:-}" ] && compgen -G "$FLASKFLEET_EXTRA_CA_DIR/*.crt" >/dev/null; then
-    "$cli" exec "$host" install -d /usr/local/share/ca-certificates/bench-network
-    for crt in "$FLASKFLEET_EXTRA_CA_DIR"/*.crt; do
-        target=/usr/local/share/ca-certificates/bench-network/${crt##*/}
-        "$cli" exec -i "$host" sh -c "cat > '$target'" <"$crt"
-    done
-    "$cli" exec "$host" update-ca-certificates >/dev/null
 fi
 
 ssh_args=()
@@ -145,7 +127,7 @@ if has_phase converge; then
 fi
 
 rc=0
-"$root/.venv/bin/python" tools/bench/bench.py --cli "$cli" --host "$host" --client "$client_arg" --ip "$ip" \
+"$root/.venv/bin/python" tools/bench/bench.py --cli "$cli" --host "$host" --client "$client_arg" --ip "$ip" --network "$network" \
     --phases "$phases" "${ssh_args[@]}" || rc=$?
 log "make bench took $(( ($(date +%s) - start) / 60 )) min $(( ($(date +%s) - start) % 60 )) s"
 exit "$rc"
