@@ -185,7 +185,7 @@ def _render_converge(record: dict) -> list:
     base = 'tools/bench/baseline.yml'
     reruns = len(converge.get('reruns', []))
     fresh_rounds = converge.get('fresh_rounds') or [{'web': converge['fresh'], 'baseline': converge['baseline_fresh']}]
-    lines = ['', f'Converge of the bench host ({converge.get("connection")} unless said; the same host for every row). '
+    lines = ['', f'Converge of the bench host ({converge.get("connection")} unless said; the same host for every row but the later fresh rounds). '
              f'The reruns go in {reruns} round{"" if reruns == 1 else "s"} (web host, plain-task baseline {base}, whole-stack host; over SSH: web host, '
              'baseline), and the medians are compared. Remote execs (docs/bench.md): processes the connection started on '
              'the host, from its -vvv lines: for a rerun, one more untimed run with -vvv; for a fresh run, the timed run '
