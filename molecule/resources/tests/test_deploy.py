@@ -100,10 +100,12 @@ def test_a_failed_run_after_a_code_change_leaves_the_live_release_serving(debian
     assert failed.returncode != 0, failed.stdout[-3000:]
     assert (_version(host), _live_release(host), main_pid(host)) == (version, release, master)
     assert _status(host, "/static/extra.txt") == "200"
-    # what an interrupted unpack left beside the contents goes with the next switch; a directory
-    # of the user's there stays
-    made = host.run("mkdir -p /var/www/app/static-0123456789ab.unpacking /var/www/app/static-mine"
-                    " && touch /var/www/app/static-mine/keep.txt")
+    # what an interrupted unpack left beside the contents goes with the next switch (the newest
+    # directory there: it must not pass for the previous content); a directory of the user's
+    # there stays (older than every content: it must not pass for an old one)
+    made = host.run("mkdir -p /var/www/app/static-mine && touch /var/www/app/static-mine/keep.txt"
+                    " && touch -d 2000-01-01 /var/www/app/static-mine"
+                    " && mkdir -p /var/www/app/static-0123456789ab.unpacking")
     assert made.rc == 0, made.stderr
     # the next good run switches to it
     again = converge(debian12, release_vars(source), *APP_ONLY)
