@@ -11,10 +11,12 @@ variables and templates a check's message only when that check fails.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 FQCN = 'flaskfleet.stack.checks'
@@ -76,6 +78,26 @@ class ActionModule(ActionBase):
                 return condition, error
         return None, ''
 
+    def _spec(self, entry):
+        """The options of the task's role's argument spec for entry point `entry` (meta/argument_specs.yml)."""
+        role = getattr(self._task, '_role', None)
+        if role is None:
+            raise AnsibleError(f'{FQCN}: argument_spec {entry!r} needs a task of a role')
+        meta = os.path.join(role.get_role_path(), 'meta')
+        for name in ('argument_specs.yml', 'argument_specs.yaml'):
+            if os.path.exists(os.path.join(meta, name)):
+                specs = (self._loader.load_from_file(os.path.join(meta, name)) or {}).get('argument_specs') or {}
+                if entry in specs:
+                    return specs[entry].get('options') or {}
+        raise AnsibleError(f'{FQCN}: the role at {role.get_role_path()} has no argument spec {entry!r}')
+
+    def _argument_errors(self, entry, task_vars):
+        """What ansible-core's validation of a role's entry point says of the task's variables: the variables the
+        spec names, templated, against its options (types, choices, required)."""
+        spec = self._spec(entry)
+        provided = self._templar.template({name: task_vars[name] for name in spec if name in task_vars})
+        return list(ArgumentSpecValidator(spec).validate(provided, validate_role_argument_spec=True).error_messages)
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -83,6 +105,16 @@ class ActionModule(ActionBase):
         if not isinstance(checks, list) or not all(isinstance(c, Mapping) and 'that' in c for c in checks):
             result.update(failed=True, msg=f'{FQCN}: checks must be a list of mappings, each with that (and msg)')
             return result
+        entry = self._task.args.get('argument_spec')
+        if entry:
+            # the role's argument spec first, in this task (no validation task of its own); the checks assume types
+            # it accepted, so a variable it refuses fails the task before them
+            errors = self._argument_errors(entry, task_vars or {})
+            result['changed'] = False
+            if errors:
+                result.update(failed=True, argument_errors=errors, problems=errors,
+                              msg=f'Validation of arguments failed (argument spec {entry!r}): ' + ' | '.join(errors))
+                return result
         problems = []
         for check in checks:
             if 'when' in check:

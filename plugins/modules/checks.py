@@ -40,6 +40,14 @@ options:
           - The check applies only when this condition (or all of these) holds.
           - A condition here that cannot be evaluated is reported as a problem of the check.
         type: raw
+  argument_spec:
+    description:
+      - The name of an entry point of the task's role (its C(meta/argument_specs.yml)) whose options are validated
+        against the task's variables first, as ansible-core validates a role's entry point when the role is included
+        (types, choices, required), in this task instead of a task of its own.
+      - A variable the spec refuses fails the task with the validator's message, naming the variable; the checks are
+        not evaluated then (they assume the types the spec accepted).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -68,8 +76,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems:
-  description: The message of every check that did not hold, in order; empty when all hold.
+  description:
+    - The message of every check that did not hold, in order; empty when all hold.
+    - With O(argument_spec), the validator's messages when it refused a variable.
   returned: always
+  type: list
+  elements: str
+argument_errors:
+  description: The validator's messages, when O(argument_spec) was given and a variable was refused.
+  returned: failure of the argument spec
   type: list
   elements: str
 """

@@ -85,6 +85,48 @@ def test_checks_report_every_problem_at_once(tmp_path, changes, problems):
     assert results[-1]['changed'] is False
 
 
+SPEC = {'argument_specs': {'preflight': {'short_description': 'The probe role', 'options': {
+    'workers': {'type': 'int', 'required': True, 'description': 'Workers.'},
+    'site': {'type': 'str', 'choices': ['app', 'admin'], 'description': 'The site.'},
+    'ports': {'type': 'list', 'elements': 'int', 'description': 'Ports.'},
+}}}}
+
+
+@pytest.mark.parametrize('changes, errors, problems', [
+    ({}, [], []),
+    # the spec accepts, then the checks run: theirs are the problems
+    ({'workers': 0}, [], ['workers must be at least 1, got 0']),
+    ({'workers': 'lots'}, ["argument 'workers' is of type str"], []),
+    # every refused variable at once; the checks are not evaluated then
+    ({'workers': 'lots', 'site': 'blog'}, ["argument 'workers' is of type str", "value of site must be one of: app, admin"], []),
+])
+def test_checks_validate_the_roles_argument_spec_first(tmp_path, changes, errors, problems):
+    role = tmp_path / 'roles' / 'probe'
+    (role / 'meta').mkdir(parents=True)
+    (role / 'meta' / 'argument_specs.yml').write_text(json.dumps(SPEC))
+    tasks = [{'flaskfleet.stack.checks': {'argument_spec': 'preflight', 'checks': CHECKS[0]['flaskfleet.stack.checks']['checks']}}]
+    rc, results = play(tmp_path, tasks, {**GOOD, **changes})
+    assert (rc != 0) == bool(errors or problems)
+    result = results[-1]
+    assert result['changed'] is False
+    if errors:
+        reported = result['argument_errors']
+        assert len(reported) == len(errors), reported
+        for wanted in errors:
+            assert any(wanted in got for got in reported), reported
+        assert 'Validation of arguments failed' in result['msg'] and result['problems'] == reported
+    else:
+        assert 'argument_errors' not in result
+        assert [got[:len(wanted)] for got, wanted in zip(result['problems'], problems)] == problems
+        assert len(result['problems']) == len(problems), result['problems']
+
+
+def test_checks_name_a_missing_argument_spec(tmp_path):
+    tasks = [{'flaskfleet.stack.checks': {'argument_spec': 'nowhere', 'checks': []}}]
+    rc, results = play(tmp_path, tasks, GOOD)
+    assert rc != 0 and "has no argument spec 'nowhere'" in results[-1]['msg'], results[-1]
+
+
 def test_files_renders_like_template_and_writes_only_what_differs(tmp_path):
     target = tmp_path / 'etc'
     target.mkdir()
