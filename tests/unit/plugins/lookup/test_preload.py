@@ -39,9 +39,14 @@ class ActionModule(ActionBase):
 '''
 
 
+def _own_root():
+    # the directory that holds ansible_collections/flaskfleet/stack: the tree's (ansible-test's layout), else the
+    # checkout's link .cache/self (make test runs these tests from both)
+    return COLLECTION.parents[2] if COLLECTION.parents[1].name == 'ansible_collections' else COLLECTION / '.cache' / 'self'
+
+
 def _collections_path():
-    own = str(COLLECTION.parents[2] if COLLECTION.parents[1].name == 'ansible_collections' else COLLECTION / '.cache' / 'self')
-    return ':'.join([own] + [path for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(':') if path])
+    return ':'.join([str(_own_root())] + [path for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(':') if path])
 
 
 def _run(tmp_path, hosts, verbosity=()):
@@ -90,7 +95,7 @@ def test_every_load_succeeds_in_a_run(tmp_path):
 
 
 def test_a_load_that_fails_is_reported_and_leaves_the_others():
-    sys.path.insert(0, str(COLLECTION.parents[2]))
+    sys.path.insert(0, str(_own_root()))
     try:
         from ansible_collections.flaskfleet.stack.plugins.lookup import preload  # pylint: disable=import-outside-toplevel
     finally:
